@@ -1,0 +1,48 @@
+# Two commands from a bare machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# System packages the integration tests need: a real broker, a pty pair for
+# RTU, and the Laravel app the side-car delivers to.
+SYSTEM_PKGS := mosquitto socat php-cli php-sqlite3 php-mbstring php-xml php-laravel-framework
+SYSTEM_BINS := mosquitto socat php
+
+.PHONY: venv demo test test-fast lint bench system-deps clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,demo]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@missing=""; for b in $(SYSTEM_BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ] || [ ! -d /usr/share/php/Illuminate ]; then \
+	  echo "installing system packages (missing:$$missing)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(SYSTEM_PKGS) >/dev/null; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/modbus-mqtt-bridge demo
+
+test: system-deps $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy modbus_mqtt_bridge
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Config: the model (frozen dataclasses), loading (YAML / legacy JSON) and validation."""
