@@ -36,3 +36,46 @@ class DeviceStatus:
     device: Device
     online: bool
     reason: str = ""
+
+
+class PublishFilter:
+    """Deadband and max_age per register: which readings are worth publishing (SPEC 2).
+
+    No deadband and no max_age: every reading. A deadband: only a change beyond it.
+    A max_age: also any reading once the last published one is that old. With a max_age
+    but no deadband, any change publishes.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[Value, float]] = {}
+
+    def admit(self, reading: Reading, now: float) -> bool:
+        register = reading.register
+        if register.deadband is None and register.max_age_s is None:
+            return True
+        key = (reading.device.name, register.name)
+        last = self._last.get(key)
+        if last is None or _changed(last[0], reading.value, register.deadband) or (
+            register.max_age_s is not None and now - last[1] >= register.max_age_s
+        ):
+            self._last[key] = (reading.value, now)
+            return True
+        return False
+
+    def forget(self, device: str) -> None:
+        """Publish the next reading of this device whatever it is (after it was offline)."""
+        for key in [k for k in self._last if k[0] == device]:
+            del self._last[key]
+
+
+def _changed(old: Value, new: Value, deadband: float | None) -> bool:
+    numeric = (int, float)
+    if (
+        deadband is not None
+        and isinstance(old, numeric)
+        and isinstance(new, numeric)
+        and not isinstance(old, bool)
+        and not isinstance(new, bool)
+    ):
+        return abs(new - old) > deadband
+    return old != new

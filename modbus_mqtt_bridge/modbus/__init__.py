@@ -1,0 +1,1 @@
+"""Modbus: the pymodbus port and the one-worker-per-connection poller."""

@@ -1,0 +1,283 @@
+"""One worker per connection: the only thing that talks to that link, one request at a time.
+
+It executes the plan's read requests on their fixed-rate schedule, interleaves write
+jobs between requests (a command waits for at most one in-flight request), backs off
+devices that stop answering without stalling their neighbours, and reconnects the link
+with capped, jittered backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from .. import codec
+from ..config.model import Connection, Device
+from ..errors import CodecError, ModbusConnectionError, ModbusError, ModbusExceptionResponse
+from ..observe.metrics import BridgeMetrics
+from ..plan import ReadRequest
+from ..readings import DeviceStatus, ReadFailure, Reading
+from ..schedule import Schedule
+from .port import ModbusPort, describe
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 60.0
+
+
+class Sink(Protocol):
+    """Where a worker's results go (the publisher, or `once`'s collector)."""
+
+    def on_tick(
+        self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
+    ) -> None: ...
+
+    def on_status(self, status: DeviceStatus) -> None: ...
+
+
+def backoff_delay(failures: int, first_s: float = BACKOFF_FIRST_S, cap_s: float = BACKOFF_MAX_S) -> float:
+    """Capped exponential backoff with full jitter in its upper half (never a tight loop)."""
+    ceiling = min(cap_s, first_s * 2 ** max(0, failures - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311  (jitter, not crypto)
+
+
+@dataclass
+class DeviceHealth:
+    """Per-device circuit breaker: offline after a failed exchange, retried after a backoff."""
+
+    online: bool | None = None  # None: not known yet
+    failures: int = 0
+    retry_at: float = 0.0
+    last_error: str = ""
+
+    def may_try(self, now: float) -> bool:
+        return self.failures == 0 or now >= self.retry_at
+
+
+@dataclass
+class _Job:
+    fn: Callable[[ModbusPort], Awaitable[object]]
+    future: asyncio.Future[object] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Worker:
+    def __init__(
+        self,
+        conn: Connection,
+        requests: Sequence[ReadRequest],
+        sink: Sink,
+        metrics: BridgeMetrics | None = None,
+        port: ModbusPort | None = None,
+    ) -> None:
+        self.conn = conn
+        self.requests = tuple(requests)
+        self.sink = sink
+        self.metrics = metrics
+        self.port = port or ModbusPort(conn)
+        self.devices = {r.device.name: r.device for r in self.requests}
+        self.health = {name: DeviceHealth() for name in self.devices}
+        self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._link_failures = 0
+
+    # -- public ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        schedule = Schedule(self.requests, start=loop.time())
+        try:
+            while not stop.is_set():
+                if not self.port.connected and not await self._reconnect(stop):
+                    continue
+                await self._run_jobs()
+                await self._poll_due(schedule, loop.time())
+                if self.metrics is not None and schedule.missed_ticks:
+                    self.metrics.missed_ticks.labels(self.conn.name).inc(schedule.missed_ticks)
+                    schedule.missed_ticks = 0
+                await self._sleep_until(schedule.next_due(), stop)
+        finally:
+            self.port.close()
+            self._fail_pending_jobs()
+
+    async def poll_once(self) -> None:
+        """Every request once, now (the `once` command)."""
+        if not self.port.connected:
+            try:
+                await self.port.connect()
+            except ModbusError as exc:
+                self._link_down(str(exc))
+                return
+        await self._execute(self.requests)
+
+    async def run_exclusive(self, fn: Callable[[ModbusPort], Awaitable[T]]) -> T:
+        """Run fn with the port between two poll requests (commands use this)."""
+        job = _Job(fn)  # type: ignore[arg-type]
+        await self._jobs.put(job)
+        self._wake.set()
+        return await job.future  # type: ignore[return-value]
+
+    # -- polling ---------------------------------------------------------------------
+
+    async def _poll_due(self, schedule: Schedule, now: float) -> None:
+        due = schedule.due(now)
+        if due:
+            await self._execute(due)
+
+    async def _execute(self, requests: Sequence[ReadRequest]) -> None:
+        """Run requests grouped per device, so each device's tick is delivered once."""
+        by_device: dict[str, list[ReadRequest]] = {}
+        for request in requests:
+            by_device.setdefault(request.device.name, []).append(request)
+        for name, device_requests in by_device.items():
+            if not self.port.connected:
+                return
+            health = self.health[name]
+            if not health.may_try(asyncio.get_running_loop().time()):
+                continue
+            await self._poll_device(self.devices[name], device_requests, health)
+
+    async def _poll_device(
+        self, device: Device, requests: list[ReadRequest], health: DeviceHealth
+    ) -> None:
+        readings: list[Reading] = []
+        failures: list[ReadFailure] = []
+        for request in requests:
+            await self._run_jobs()
+            try:
+                block = await self._read(request)
+            except ModbusExceptionResponse as exc:
+                failures.extend(_fail_all(request, f"device answered {exc}"))
+                continue
+            except ModbusError as exc:
+                self._device_failed(device, health, exc)
+                if isinstance(exc, ModbusConnectionError):
+                    self.port.close()
+                failures.extend(_fail_all(request, str(exc)))
+                break
+            _decode_into(request, block, readings, failures)
+        else:
+            self._device_answered(device, health)
+        if readings or failures:
+            self.sink.on_tick(device, readings, failures)
+
+    async def _read(self, request: ReadRequest) -> list[int]:
+        started = time.perf_counter()
+        result = "ok"
+        try:
+            return await self.port.read(
+                request.table, request.address, request.count, request.device.unit_id
+            )
+        except ModbusError as exc:
+            result = type(exc).__name__
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.request_duration.labels(self.conn.name).observe(
+                    time.perf_counter() - started
+                )
+                self.metrics.requests.labels(
+                    self.conn.name, request.device.name, str(request.function_code), result
+                ).inc()
+
+    # -- device and link health ------------------------------------------------------
+
+    def _device_answered(self, device: Device, health: DeviceHealth) -> None:
+        health.failures = 0
+        if health.online is not True:
+            if health.online is False:
+                log.warning("device %s is back online", device.name)
+            health.online = True
+            self.sink.on_status(DeviceStatus(device, online=True))
+
+    def _device_failed(self, device: Device, health: DeviceHealth, exc: Exception) -> None:
+        health.failures += 1
+        health.last_error = str(exc)
+        health.retry_at = asyncio.get_running_loop().time() + backoff_delay(health.failures)
+        if health.online is not False:
+            log.warning("device %s is offline: %s", device.name, exc)
+            health.online = False
+            self.sink.on_status(DeviceStatus(device, online=False, reason=str(exc)))
+
+    async def _reconnect(self, stop: asyncio.Event) -> bool:
+        try:
+            await self.port.connect()
+        except ModbusError as exc:
+            self._link_failures += 1
+            self._link_down(str(exc))
+            await self._sleep_until(
+                asyncio.get_running_loop().time() + backoff_delay(self._link_failures), stop
+            )
+            return False
+        if self._link_failures:
+            log.warning("connection %s is back", describe(self.conn))
+        self._link_failures = 0
+        return True
+
+    def _link_down(self, reason: str) -> None:
+        for name, device in self.devices.items():
+            health = self.health[name]
+            if health.online is not False:
+                log.warning("device %s is offline: %s", name, reason)
+                health.online = False
+                self.sink.on_status(DeviceStatus(device, online=False, reason=reason))
+
+    # -- jobs and waiting ------------------------------------------------------------
+
+    async def _run_jobs(self) -> None:
+        while not self._jobs.empty():
+            job = self._jobs.get_nowait()
+            if job.future.done():
+                continue
+            try:
+                job.future.set_result(await job.fn(self.port))
+            except Exception as exc:  # noqa: BLE001  (handed to the waiting command)
+                job.future.set_exception(exc)
+
+    def _fail_pending_jobs(self) -> None:
+        while not self._jobs.empty():
+            job = self._jobs.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(ModbusConnectionError("bridge is stopping"))
+
+    async def _sleep_until(self, deadline: float, stop: asyncio.Event) -> None:
+        """Sleep until deadline, a write job, or stop — whichever comes first."""
+        timeout = deadline - asyncio.get_running_loop().time()
+        if timeout <= 0 or not self._jobs.empty():
+            return
+        self._wake.clear()
+        stop_wait = asyncio.ensure_future(stop.wait())
+        wake_wait = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({stop_wait, wake_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+            wake_wait.cancel()
+
+
+def _fail_all(request: ReadRequest, error: str) -> list[ReadFailure]:
+    ts_ms = time.time_ns() // 1_000_000
+    return [ReadFailure(request.device, v.register, error, ts_ms) for v in request.values]
+
+
+def _decode_into(
+    request: ReadRequest, block: list[int], readings: list[Reading], failures: list[ReadFailure]
+) -> None:
+    """Decode every value of one response; a bad value fails alone, never the block."""
+    ts_ms = time.time_ns() // 1_000_000
+    device = request.device
+    for planned in request.values:
+        register = planned.register
+        words = block[planned.offset : planned.offset + register.count]
+        try:
+            value = codec.decode(words, register)
+        except CodecError as exc:
+            failures.append(ReadFailure(device, register, str(exc), ts_ms))
+        else:
+            readings.append(Reading(device, register, value, ts_ms))

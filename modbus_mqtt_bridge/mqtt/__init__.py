@@ -1,0 +1,1 @@
+"""MQTT: the topic/payload contract (pure), the paho port, and the publisher."""

@@ -1,0 +1,77 @@
+"""Payload encoders: the JSON half of the MQTT contract (SPEC 3), pure and hot-path cheap.
+
+The static part of each register's reading JSON is rendered once per register; a
+publish only adds the value and the timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+from ..config.model import Device, Register
+from ..readings import Reading, Value
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def iso_ms(ts_ms: int) -> str:
+    """UTC ISO-8601 with milliseconds and Z, e.g. 2025-07-08T16:00:00.000Z."""
+    seconds, millis = divmod(ts_ms, 1000)
+    return f"{_iso_second(seconds)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=64)
+def _iso_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+@lru_cache(maxsize=None)
+def _reading_tail(device: Device, register: Register) -> str:
+    """Everything after "ts": the fields fixed by the config."""
+    rest = {
+        "device_id": device.id,
+        "parameter": register.parameter,
+        "register_address": register.register_address,
+        "data_type": register.data_type,
+        "description": register.description,
+    }
+    return _dumps(rest)[1:]  # drop "{": spliced after the ts field
+
+
+@lru_cache(maxsize=None)
+def _reading_head(register: Register) -> str:
+    return ',"unit":' + _dumps(register.engineering_unit) + ',"ts":"'
+
+
+def encode_value(value: Value) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a non-finite value is not a reading")
+    return _dumps(value)
+
+
+def reading_json(reading: Reading) -> str:
+    """{"value":…,"unit":…,"ts":…,"device_id":…,"parameter":…,"register_address":…,
+    "data_type":…,"description":…} — the self-describing reading of SPEC 3."""
+    return (
+        '{"value":'
+        + encode_value(reading.value)
+        + _reading_head(reading.register)
+        + iso_ms(reading.ts_ms)
+        + '",'
+        + _reading_tail(reading.device, reading.register)
+    )
+
+
+def device_json(ts_ms: int, values: Mapping[str, Value] | Iterable[tuple[str, Value]]) -> str:
+    """One device's latest values in one object, zigbee2mqtt's shape: {"ts":…, name: value…}."""
+    body: dict[str, object] = {"ts": iso_ms(ts_ms)}
+    body.update(values)
+    return _dumps(body)
+
+
+def status_text(online: bool) -> str:
+    return "online" if online else "offline"

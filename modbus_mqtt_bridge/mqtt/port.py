@@ -1,0 +1,340 @@
+"""The only module that imports paho: a paho client driven by the asyncio loop.
+
+paho's network I/O runs on the event loop (socket readers/writers, as aiomqtt does)
+instead of paho's own thread, so a publish is one buffered write on the loop and no
+thread hand-off. Library errors become `MqttError`; reconnecting is the caller's visible
+loop, not paho's hidden one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ..config.model import MqttConfig
+from ..errors import MqttError
+
+log = logging.getLogger(__name__)
+
+MISC_PERIOD_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An incoming message, with the MQTT 5 properties commands need."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+    message_expiry_s: int | None = None
+    user_properties: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: str
+    qos: int = 1
+    retain: bool = True
+
+
+OnMessage = Callable[[Message], None]
+OnAck = Callable[[int], None]
+
+
+class MqttPort:
+    """One MQTT session: connect, publish, subscribe, ack; callbacks land on the loop."""
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        client_id: str,
+        *,
+        will: Will | None = None,
+        clean_start: bool = True,
+        session_expiry_s: float | None = None,
+        manual_ack: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.client_id = client_id
+        self._clean_start = clean_start
+        self._session_expiry_s = session_expiry_s
+        self._v5 = cfg.protocol == "5"
+        self._client = _build_client(cfg, client_id, clean_start, manual_ack)
+        if will is not None:
+            self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._connack: asyncio.Future[None] | None = None
+        self._disconnected = asyncio.Event()
+        self._disconnected.set()
+        self._misc_task: asyncio.Task[None] | None = None
+        self._connected_once = False
+        self.on_message: OnMessage | None = None
+        self.on_ack: OnAck | None = None
+        self.on_connection_lost: Callable[[str], None] | None = None
+        self._wire_callbacks()
+
+    # -- connection ------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return not self._disconnected.is_set()
+
+    async def connect(self, timeout_s: float = 10.0) -> None:
+        """Open the session; raises MqttError with the broker's reason when refused."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._connack = self._loop.create_future()
+        self._client.connect_timeout = timeout_s
+        try:
+            await asyncio.wait_for(
+                self._loop.run_in_executor(None, self._open_socket), timeout_s + 1
+            )
+            await asyncio.wait_for(asyncio.shield(self._connack), timeout_s)
+        except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
+            self._client._sock_close()  # noqa: SLF001  (paho has no public "abandon connect")
+            raise MqttError(f"cannot connect to {self._where()}: {_describe(exc)}") from exc
+        self._disconnected.clear()
+        self._connected_once = True
+        if self._misc_task is None or self._misc_task.done():
+            self._misc_task = asyncio.create_task(self._misc_loop(), name="mqtt-keepalive")
+
+    def _open_socket(self) -> None:
+        if self._connected_once:
+            rc = self._client.reconnect()
+        else:
+            rc = self._client.connect(
+                self.cfg.host,
+                self.cfg.port,
+                keepalive=max(5, int(self.cfg.keepalive_s)),
+                clean_start=self._clean_start if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                properties=self._connect_properties(),
+            )
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise OSError(paho.error_string(rc))
+
+    def _connect_properties(self) -> Properties | None:
+        if not self._v5 or self._session_expiry_s is None:
+            return None
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = int(self._session_expiry_s)
+        return props
+
+    async def wait_disconnected(self) -> None:
+        await self._disconnected.wait()
+
+    async def disconnect(self) -> None:
+        """Polite DISCONNECT (the will is not sent); flushes what paho has queued."""
+        if self.connected:
+            self._client.disconnect()
+            # paho writes DISCONNECT from the loop; give the writer one turn to flush it
+            for _ in range(50):
+                if not self._client.want_write():
+                    break
+                await asyncio.sleep(0.01)
+        self._client._sock_close()  # noqa: SLF001
+        self._mark_disconnected("closed by us")
+        if self._misc_task is not None:
+            self._misc_task.cancel()
+
+    def _where(self) -> str:
+        return f"{'mqtts' if self.cfg.use_tls else 'mqtt'}://{self.cfg.host}:{self.cfg.port}"
+
+    # -- traffic ---------------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        qos: int,
+        retain: bool,
+        properties: Properties | None = None,
+    ) -> int:
+        """Queue one message; returns its mid (acked later via on_ack when qos > 0)."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
+            raise MqttError(f"publish to {topic!r} failed: {paho.error_string(info.rc)}")
+        return info.mid
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        if self._v5:
+            options = SubscribeOptions(qos=qos, noLocal=False)
+            rc, _ = self._client.subscribe(topic, options=options)
+        else:
+            rc, _ = self._client.subscribe(topic, qos=qos)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise MqttError(f"subscribe to {topic!r} failed: {paho.error_string(rc)}")
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a message received with manual_ack (after it is stored safely)."""
+        self._client.ack(mid, qos)
+
+    @property
+    def pending_acks(self) -> int:
+        """QoS>0 publishes not yet acknowledged by the broker."""
+        return len(self._client._out_messages)  # noqa: SLF001
+
+    # -- paho callbacks, all on the loop thread --------------------------------------
+
+    def _wire_callbacks(self) -> None:
+        c = self._client
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_register_write
+        c.on_socket_unregister_write = self._on_unregister_write
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        fut = self._connack
+        if fut is None or fut.done():
+            return
+        if rc.is_failure:
+            fut.set_exception(MqttError(f"broker {self._where()} refused the connection: {rc}"))
+        else:
+            fut.set_result(None)
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        self._mark_disconnected(str(rc))
+
+    def _mark_disconnected(self, reason: str) -> None:
+        if self._disconnected.is_set():
+            return
+        self._disconnected.set()
+        if self.on_connection_lost is not None:
+            self.on_connection_lost(reason)
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        if self.on_ack is not None:
+            self.on_ack(mid)
+
+    def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+        if self.on_message is None:
+            return
+        props = getattr(msg, "properties", None)
+        self.on_message(
+            Message(
+                topic=msg.topic,
+                payload=bytes(msg.payload),
+                qos=msg.qos,
+                retain=bool(msg.retain),
+                mid=msg.mid,
+                response_topic=getattr(props, "ResponseTopic", None),
+                correlation_data=getattr(props, "CorrelationData", None),
+                message_expiry_s=getattr(props, "MessageExpiryInterval", None),
+                user_properties=tuple(getattr(props, "UserProperty", ()) or ()),
+            )
+        )
+
+    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run fn on the event loop; paho calls socket hooks from connect's executor too."""
+        if self._loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _on_socket_open(self, _c: Any, _u: Any, sock: Any) -> None:
+        self._on_loop(self._add_reader, sock)
+
+    def _add_reader(self, sock: socket.socket) -> None:
+        assert self._loop is not None
+        self._loop.add_reader(sock, self._readable)
+
+    def _readable(self) -> None:
+        self._client.loop_read()
+
+    def _on_socket_close(self, _c: Any, _u: Any, sock: Any) -> None:
+        self._on_loop(self._forget_socket, sock)
+
+    def _forget_socket(self, sock: socket.socket) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(sock)
+        self._loop.remove_writer(sock)
+
+    def _on_register_write(self, _c: Any, _u: Any, sock: Any) -> None:
+        self._on_loop(self._add_writer, sock)
+
+    def _add_writer(self, sock: socket.socket) -> None:
+        assert self._loop is not None
+        self._loop.add_writer(sock, self._client.loop_write)
+
+    def _on_unregister_write(self, _c: Any, _u: Any, sock: Any) -> None:
+        self._on_loop(self._remove_writer, sock)
+
+    def _remove_writer(self, sock: socket.socket) -> None:
+        assert self._loop is not None
+        self._loop.remove_writer(sock)
+
+    async def _misc_loop(self) -> None:
+        """Keepalive pings and dead-connection detection, which paho does in loop_misc."""
+        while True:
+            await asyncio.sleep(MISC_PERIOD_S)
+            if self.connected:
+                self._client.loop_misc()
+
+
+def _build_client(cfg: MqttConfig, client_id: str, clean_start: bool, manual_ack: bool) -> paho.Client:
+    v5 = cfg.protocol == "5"
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+        clean_session=None if v5 else clean_start,
+        manual_ack=manual_ack,
+    )
+    # The bridge buffers on disk itself; paho's in-memory queue only holds in-flight QoS 1.
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password)
+    if cfg.use_tls:
+        client.tls_set(
+            ca_certs=cfg.tls.ca_file,
+            certfile=cfg.tls.cert_file,
+            keyfile=cfg.tls.key_file,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        client.tls_insecure_set(cfg.tls.insecure)
+    return client
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failure ({exc.reason or exc})"
+    return str(exc) or type(exc).__name__
+
+
+def message_properties(
+    *, expiry_s: int | None = None, correlation_data: bytes | None = None
+) -> Properties:
+    """PUBLISH properties for MQTT 5 (responses carry the request's correlation data)."""
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    if expiry_s is not None:
+        props.MessageExpiryInterval = expiry_s
+    if correlation_data is not None:
+        props.CorrelationData = correlation_data
+    return props

@@ -1,0 +1,108 @@
+"""Every Prometheus metric of the bridge and the side-car, defined in one place.
+
+Labels name devices and connections, never values. Each process registers its own
+set in a fresh CollectorRegistry so tests can run several in one interpreter.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class BridgeMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "modbus_bridge_requests",
+            "Modbus requests by device, function code and result",
+            ["connection", "device", "function", "result"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "modbus_bridge_request_duration_seconds",
+            "Modbus request round-trip time",
+            ["connection"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.device_up = Gauge(
+            "modbus_bridge_device_up", "1 when the device answers", ["device"], registry=r
+        )
+        self.last_success = Gauge(
+            "modbus_bridge_device_last_success_timestamp_seconds",
+            "Unix time of the device's last successful read",
+            ["device"],
+            registry=r,
+        )
+        self.readings_published = Counter(
+            "modbus_bridge_readings_published",
+            "Readings handed to the broker",
+            ["device"],
+            registry=r,
+        )
+        self.read_errors = Counter(
+            "modbus_bridge_read_errors",
+            "Registers that could not be read or decoded",
+            ["device"],
+            registry=r,
+        )
+        self.buffer_depth = Gauge(
+            "modbus_bridge_buffer_readings", "Readings waiting in the disk buffer", registry=r
+        )
+        self.buffer_dropped = Counter(
+            "modbus_bridge_buffer_dropped",
+            "Oldest readings dropped because the buffer was full",
+            registry=r,
+        )
+        self.missed_ticks = Counter(
+            "modbus_bridge_schedule_missed_ticks",
+            "Poll ticks skipped because the connection was still busy",
+            ["connection"],
+            registry=r,
+        )
+        self.lateness = Histogram(
+            "modbus_bridge_schedule_lateness_seconds",
+            "How late a poll started against its fixed-rate tick",
+            ["connection"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.commands = Counter(
+            "modbus_bridge_commands", "Write commands by outcome", ["device", "outcome"], registry=r
+        )
+        self.broker_connected = Gauge(
+            "modbus_bridge_broker_connected", "1 while connected to the broker", registry=r
+        )
+
+
+class ForwarderMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.outbox_depth = Gauge(
+            "modbus_forwarder_outbox_readings", "Readings waiting in the outbox", registry=r
+        )
+        self.deliveries = Counter(
+            "modbus_forwarder_deliveries",
+            "HTTP delivery attempts by status code ('network' for no answer)",
+            ["status"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "modbus_forwarder_dead_letters", "Readings the API rejected with 422", registry=r
+        )
+        self.delivery_latency = Histogram(
+            "modbus_forwarder_delivery_latency_seconds",
+            "From the reading's ts to its 2xx from the API",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.received = Counter(
+            "modbus_forwarder_messages_received", "Reading messages taken from the broker", registry=r
+        )
+        self.broker_connected = Gauge(
+            "modbus_forwarder_broker_connected", "1 while connected to the broker", registry=r
+        )

@@ -1,0 +1,69 @@
+"""`run`: the bridge as one TaskGroup — a worker per connection and the publisher.
+
+Stopping is ordered: workers stop first (no new readings), then the publisher flushes
+in-flight publishes and persists what the broker has not taken, then says `offline`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from .buffer import open_buffer
+from .config.model import Config
+from .modbus.worker import Worker
+from .mqtt.publisher import Publisher
+from .observe.metrics import BridgeMetrics
+from .plan import Plan, build_plan
+
+log = logging.getLogger(__name__)
+
+
+class Bridge:
+    """The assembled bridge; tests and `demo` drive it directly."""
+
+    def __init__(self, config: Config, metrics: BridgeMetrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or BridgeMetrics()
+        self.plan: Plan = build_plan(config)
+        self.publisher = Publisher(
+            config, open_buffer(config.buffer.path, config.buffer.max_readings), self.metrics
+        )
+        self.workers = {
+            conn.name: Worker(conn, requests, self.publisher, self.metrics)
+            for conn in config.connections
+            if (requests := self.plan.for_connection(conn.name))
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info(
+            "bridge %s: %d devices, %d values, %d requests on %d connections",
+            self.config.site,
+            len(self.config.devices),
+            self.plan.value_count,
+            len(self.plan.requests),
+            len(self.workers),
+        )
+        publisher_stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.publisher.run(publisher_stop), name="publisher")
+            async with asyncio.TaskGroup() as workers:
+                for name, worker in self.workers.items():
+                    workers.create_task(worker.run(stop), name=f"worker-{name}")
+            publisher_stop.set()
+
+
+def install_stop_signals(stop: asyncio.Event, on_reload: Callable[[], None] | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if on_reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_reload)
+
+
+async def run_until_signalled(config: Config) -> None:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await Bridge(config).run(stop)

@@ -1,0 +1,271 @@
+"""Simulated slaves: every configured device served over Modbus TCP (or RTU on a serial port /
+pty) with plausible, changing values, and fault switches the tests use.
+
+The register images live here; pymodbus only frames requests and answers. Values are
+written through the project's own codec, so the simulator speaks exactly the byte and
+word orders the config declares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pymodbus import FramerType
+from pymodbus.constants import ExcCodes
+from pymodbus.datastore import ModbusServerContext
+from pymodbus.exceptions import NoSuchIdException
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+
+from . import codec
+from .config.model import Config, Connection, Device, Register
+from .config.types import TYPES, Table
+from .errors import CodecError
+from .readings import Value
+
+log = logging.getLogger(__name__)
+
+TABLE_SIZE = 65536
+_FC_TABLE = {1: Table.COIL, 5: Table.COIL, 15: Table.COIL, 2: Table.DISCRETE, 4: Table.INPUT}
+_FC_TABLE.update(dict.fromkeys((3, 6, 16, 22, 23), Table.HOLDING))
+
+# (base, amplitude) by engineering unit: values an engineer would believe.
+_PLAUSIBLE = {
+    "v": (230.0, 3.0),
+    "a": (12.0, 4.0),
+    "hz": (50.0, 0.05),
+    "w": (1500.0, 400.0),
+    "kw": (1.5, 0.4),
+    "var": (300.0, 80.0),
+    "kvar": (0.3, 0.08),
+    "%": (50.0, 20.0),
+    "°c": (21.0, 2.0),
+    "c": (21.0, 2.0),
+    "bar": (4.0, 0.5),
+}
+
+
+@dataclass
+class SimUnit:
+    """One unit id's four tables plus its fault switches."""
+
+    tables: dict[Table, list[int]] = field(
+        default_factory=lambda: {t: [0] * TABLE_SIZE for t in Table}
+    )
+    illegal: set[tuple[Table, int]] = field(default_factory=set)
+    silent: bool = False  # never answer: the client times out
+    defined: dict[Table, set[int]] = field(default_factory=lambda: {t: set() for t in Table})
+    strict: bool = False  # answer "illegal data address" for undefined addresses
+
+
+class Simulator:
+    """The register images of every simulated device, keyed by (connection, unit id)."""
+
+    def __init__(self, config: Config, changing: bool = True) -> None:
+        self.config = config
+        self.changing = changing
+        self.units: dict[tuple[str, int], SimUnit] = {}
+        self.pinned: dict[tuple[str, str], Value] = {}
+        self.written: dict[tuple[str, str], bool] = {}
+        self.started = time.monotonic()
+        for device in config.devices:
+            unit = self.units.setdefault((device.connection, device.unit_id), SimUnit())
+            for register in device.registers:
+                for i in range(register.count):
+                    unit.defined[register.table].add(register.address + i)
+        self.refresh()
+
+    # -- values ----------------------------------------------------------------------
+
+    def set_value(self, device: str, register: str, value: Value) -> None:
+        """Pin a register to a value (tests), written through the codec."""
+        self.pinned[(device, register)] = value
+        dev = self.config.device(device)
+        self._store(dev, next(r for r in dev.registers if r.name == register), value)
+
+    def refresh(self) -> None:
+        """Write every unpinned, unwritten register's current plausible value."""
+        t = time.monotonic() - self.started
+        for device in self.config.devices:
+            for register in device.registers:
+                key = (device.name, register.name)
+                if key in self.pinned or key in self.written:
+                    continue
+                self._store(device, register, plausible(register, t if self.changing else 0.0))
+
+    def _store(self, device: Device, register: Register, value: Value) -> None:
+        table = self.units[(device.connection, device.unit_id)].tables[register.table]
+        try:
+            if register.bit is not None:
+                word = table[register.address]
+                table[register.address] = codec.encode_bit(bool(value), word, register.bit)
+                return
+            words = codec.encode(value, register)
+        except CodecError:
+            return
+        table[register.address : register.address + len(words)] = [int(w) for w in words]
+
+    def read_raw(self, device: str, register: str) -> list[int]:
+        dev = self.config.device(device)
+        reg = next(r for r in dev.registers if r.name == register)
+        table = self.units[(dev.connection, dev.unit_id)].tables[reg.table]
+        return table[reg.address : reg.address + reg.count]
+
+    def value_of(self, device: str, register: str) -> Value:
+        dev = self.config.device(device)
+        reg = next(r for r in dev.registers if r.name == register)
+        return codec.decode(self.read_raw(device, register), reg)
+
+    def unit(self, device: str) -> SimUnit:
+        dev = self.config.device(device)
+        return self.units[(dev.connection, dev.unit_id)]
+
+    def mark_written(self, connection: str, unit_id: int, table: Table, address: int) -> None:
+        for device in self.config.devices:
+            if device.connection != connection or device.unit_id != unit_id:
+                continue
+            for register in device.registers:
+                if register.table is table and register.address <= address < register.address + register.count:
+                    self.written[(device.name, register.name)] = True
+
+
+def plausible(register: Register, t: float) -> Value:
+    """A believable value for this register at time t (s): slow waves, counters, toggles."""
+    phase = (zlib.crc32(register.name.encode()) % 1000) / 1000 * 2 * math.pi
+    if register.type == "bool":
+        return int(t / 10 + phase) % 2 == 1
+    if register.type == "string":
+        return "SIM-" + register.name[: max(0, (register.length or 1) * 2 - 4)]
+    unit = (register.engineering_unit or "").lower()
+    if unit in ("kwh", "wh", "mwh", "m3"):
+        value = 1000.0 + t * 0.01 + phase
+    else:
+        base, amp = _PLAUSIBLE.get(unit, (100.0, 20.0))
+        value = base + amp * math.sin(t / 20 + phase)
+    return _fit(register, value)
+
+
+def _fit(register: Register, value: float) -> Value:
+    """Clamp to what the register can hold (its type range and min/max) after scaling."""
+    info = TYPES[register.type]
+    lo = register.min if register.min is not None else _eng(register, info.min_value)
+    hi = register.max if register.max is not None else _eng(register, info.max_value)
+    if lo is not None and hi is not None:
+        value = min(max(value, min(lo, hi)), max(lo, hi))
+    if info.is_integer and register.scale == 1 and register.offset == 0:
+        return round(value)
+    return value
+
+
+def _eng(register: Register, raw: float | None) -> float | None:
+    return None if raw is None else raw * register.scale + register.offset
+
+
+class _Context(ModbusServerContext):
+    """pymodbus calls these two coroutines for every request; they read our images."""
+
+    def __init__(self, sim: Simulator, connection: str) -> None:  # no super(): its init logs
+        self.sim = sim
+        self.connection = connection
+        self.old_simulator = True
+        self.simdevices = []
+
+    def _unit(self, device_id: int) -> SimUnit:
+        unit = self.sim.units.get((self.connection, device_id))
+        if unit is None or unit.silent:
+            raise NoSuchIdException(f"no unit {device_id}")
+        return unit
+
+    def device_ids(self) -> list[int]:
+        return [u for (c, u) in self.sim.units if c == self.connection]
+
+    async def async_getValues(  # noqa: N802  (pymodbus's name)
+        self, device_id: int, func_code: int, address: int, count: int = 1
+    ) -> list[int] | list[bool] | ExcCodes:
+        unit = self._unit(device_id)
+        table = _FC_TABLE.get(func_code)
+        if table is None:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if _refused(unit, table, range(address, address + count)):
+            return ExcCodes.ILLEGAL_ADDRESS
+        words = unit.tables[table][address : address + count]
+        return [bool(w) for w in words] if table.is_bits else words
+
+    async def async_setValues(  # noqa: N802
+        self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
+    ) -> ExcCodes | None:
+        unit = self._unit(device_id)
+        table = _FC_TABLE.get(func_code)
+        if table is None:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if _refused(unit, table, range(address, address + len(values))):
+            return ExcCodes.ILLEGAL_ADDRESS
+        unit.tables[table][address : address + len(values)] = [int(v) for v in values]
+        for offset in range(len(values)):
+            self.sim.mark_written(self.connection, device_id, table, address + offset)
+        return None
+
+
+def _refused(unit: SimUnit, table: Table, addresses: range) -> bool:
+    if addresses.stop > TABLE_SIZE:
+        return True
+    if unit.illegal and any((table, a) in unit.illegal for a in addresses):
+        return True
+    return unit.strict and any(a not in unit.defined[table] for a in addresses)
+
+
+def make_server(
+    sim: Simulator, conn: Connection, host: str = "127.0.0.1", port: int | None = None
+) -> ModbusTcpServer | ModbusSerialServer:
+    context = _Context(sim, conn.name)
+    if conn.type == "rtu":
+        return ModbusSerialServer(
+            context,
+            framer=FramerType.RTU,
+            port=str(port or conn.port),
+            baudrate=conn.baudrate,
+            parity=conn.parity,
+            stopbits=conn.stopbits,
+            bytesize=conn.bytesize,
+            ignore_missing_devices=True,
+        )
+    framer = FramerType.RTU if conn.type == "rtu-over-tcp" else FramerType.SOCKET
+    return ModbusTcpServer(
+        context,
+        framer=framer,
+        address=(host, int(port or conn.port or 502)),
+        ignore_missing_devices=True,
+    )
+
+
+async def serve(
+    config: Config,
+    stop: asyncio.Event,
+    host: str = "127.0.0.1",
+    refresh_s: float = 1.0,
+    sim: Simulator | None = None,
+) -> None:
+    """Serve every connection of the config until stop; values change every refresh_s."""
+    sim = sim or Simulator(config)
+    servers = [make_server(sim, conn, host) for conn in config.connections]
+    tasks = [asyncio.create_task(s.serve_forever(), name=f"sim-{c.name}") for s, c in zip(servers, config.connections, strict=True)]
+    for conn in config.connections:
+        where = conn.port if conn.type == "rtu" else f"{host}:{conn.port}"
+        units = sorted({d.unit_id for d in config.devices if d.connection == conn.name})
+        log.info("simulating %s on %s, unit ids %s", conn.name, where, units)
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), refresh_s)
+            except TimeoutError:
+                sim.refresh()
+    finally:
+        for server in servers:
+            await server.shutdown()
+        for task in tasks:
+            task.cancel()
