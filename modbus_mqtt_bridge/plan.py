@@ -1,0 +1,296 @@
+"""Compile a config into a read plan: the fewest Modbus reads that cover every register.
+
+Registers are grouped by (connection, device, table, interval) — only those can share one
+read — then sorted by address and merged with their neighbours while the read stays within
+the protocol limits and the holes stay within the device's `max_gap`. The plan is built once;
+the poll loop only executes it, `validate` prints it (`format_plan`), `run` logs its summary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .config.model import Config, Connection, Device, Register
+from .config.types import Table
+from .errors import ConfigError, Problem
+
+# Modbus Application Protocol v1.1b3, 6.1-6.4: the largest quantity one read may ask for.
+MAX_READ_REGISTERS = 125  # FC3 / FC4
+MAX_READ_BITS = 2000  # FC1 / FC2
+
+# `max_gap` is configured in registers. On a bit table it is scaled by 16: skipping 16 unused
+# bits costs the same two response bytes as skipping one unused register, so one knob keeps
+# the same meaning ("bytes we accept to read for nothing") on every table.
+BITS_PER_REGISTER = 16
+
+_FUNCTION_CODES = {Table.COIL: 1, Table.DISCRETE: 2, Table.HOLDING: 3, Table.INPUT: 4}
+_MODICON_PREFIX = {Table.COIL: "0", Table.DISCRETE: "1", Table.INPUT: "3", Table.HOLDING: "4"}
+_LIST_AT_MOST = 6  # requests listed per device and interval before "... and N more"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedValue:
+    """One register inside a read: its words (or bits) start at `offset` in the response."""
+
+    register: Register
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """One Modbus read, executed as a whole, that carries one or more values."""
+
+    connection: str
+    device: Device
+    table: Table
+    address: int  # 0-based first register (or bit)
+    count: int  # registers (or bits) read
+    interval_s: float
+    values: tuple[PlannedValue, ...]
+
+    @property
+    def function_code(self) -> int:
+        return _FUNCTION_CODES[self.table]
+
+    @property
+    def unit_id(self) -> int:
+        return self.device.unit_id
+
+    @property
+    def end(self) -> int:
+        """One past the last register (or bit) read."""
+        return self.address + self.count
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Every read of a config, ordered by connection, device, interval, function code, address."""
+
+    requests: tuple[ReadRequest, ...]
+
+    def for_connection(self, name: str) -> tuple[ReadRequest, ...]:
+        return tuple(r for r in self.requests if r.connection == name)
+
+    def for_device(self, name: str) -> tuple[ReadRequest, ...]:
+        return tuple(r for r in self.requests if r.device.name == name)
+
+    def connections(self) -> tuple[str, ...]:
+        """Connection names that have at least one read, in plan order."""
+        return tuple(dict.fromkeys(r.connection for r in self.requests))
+
+    def intervals(self) -> tuple[float, ...]:
+        """The distinct poll intervals, shortest first."""
+        return tuple(sorted({r.interval_s for r in self.requests}))
+
+    @property
+    def value_count(self) -> int:
+        return sum(len(r.values) for r in self.requests)
+
+
+def read_limit(table: Table) -> int:
+    """The most registers (or bits) one read of this table may ask for."""
+    return MAX_READ_BITS if table.is_bits else MAX_READ_REGISTERS
+
+
+def gap_limit(table: Table, max_gap: int) -> int:
+    """The largest hole, in this table's units, a read may bridge."""
+    return max_gap * BITS_PER_REGISTER if table.is_bits else max_gap
+
+
+def build_plan(config: Config) -> Plan:
+    """The read plan of a config; ConfigError if a value cannot fit in one read."""
+    _check_fits(config)
+    requests: list[ReadRequest] = []
+    for device in _devices_by_connection(config):
+        requests.extend(_device_requests(device))
+    return Plan(tuple(requests))
+
+
+def _check_fits(config: Config) -> None:
+    # Validation should already refuse these; the plan refuses too rather than emit a read
+    # the device would answer with "illegal data value".
+    problems = [
+        Problem(
+            f"devices[{d}].registers[{r}]",
+            f"spans {reg.count} registers; one read carries at most {read_limit(reg.table)}",
+        )
+        for d, device in enumerate(config.devices)
+        for r, reg in enumerate(device.registers)
+        if reg.count > read_limit(reg.table)
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
+def _devices_by_connection(config: Config) -> list[Device]:
+    """Devices in connection order (as configured), then config order within a connection."""
+    order = {c.name: i for i, c in enumerate(config.connections)}
+    # Unknown connections (refused by validation) sort last instead of failing here.
+    return sorted(config.devices, key=lambda d: order.get(d.connection, len(order)))
+
+
+def _device_requests(device: Device) -> list[ReadRequest]:
+    groups: dict[tuple[float, int], list[Register]] = defaultdict(list)
+    for reg in device.registers:
+        groups[(reg.interval_s, _FUNCTION_CODES[reg.table])].append(reg)
+    requests: list[ReadRequest] = []
+    for key in sorted(groups):  # shortest interval first, then by function code
+        regs = groups[key]
+        requests.extend(_merge(device, regs[0].table, key[0], regs))
+    return requests
+
+
+def _merge(
+    device: Device, table: Table, interval_s: float, regs: list[Register]
+) -> list[ReadRequest]:
+    """Greedy merge of one group in address order (stable: ties keep config order)."""
+    limit, gap = read_limit(table), gap_limit(table, device.max_gap)
+    runs: list[list[Register]] = []
+    start = end = 0
+    for reg in sorted(regs, key=lambda r: r.address):
+        reg_end = reg.address + reg.count
+        # A negative hole is an overlap (e.g. a bit of a register already read): it joins
+        # like a neighbour, still within the limit.
+        if runs and reg.address - end <= gap and max(end, reg_end) - start <= limit:
+            runs[-1].append(reg)
+            end = max(end, reg_end)
+        else:
+            runs.append([reg])
+            start, end = reg.address, reg_end
+    return [_request(device, table, interval_s, run) for run in runs]
+
+
+def _request(device: Device, table: Table, interval_s: float, run: list[Register]) -> ReadRequest:
+    address = run[0].address
+    end = max(r.address + r.count for r in run)
+    values = tuple(PlannedValue(r, r.address - address) for r in run)
+    return ReadRequest(device.connection, device, table, address, end - address, interval_s, values)
+
+
+def minimum_requests(registers: Iterable[Register]) -> int:
+    """The fewest reads that cover these registers of one device without reading a hole.
+
+    Registers of the same table and interval that touch or overlap form one run, and a run
+    needs ceil(length / limit) reads. This is a lower bound for a plan with `max_gap: 0` (a
+    value straddling a 125-register boundary can cost one more); the benchmark compares
+    `build_plan` against it.
+    """
+    groups: dict[tuple[Table, float], list[tuple[int, int]]] = defaultdict(list)
+    for reg in registers:
+        groups[(reg.table, reg.interval_s)].append((reg.address, reg.address + reg.count))
+    total = 0
+    for (table, _), spans in groups.items():
+        total += sum(math.ceil(n / read_limit(table)) for n in _run_lengths(spans))
+    return total
+
+
+def minimum_requests_for(config: Config) -> int:
+    """`minimum_requests` summed over every device of a config."""
+    return sum(minimum_requests(d.registers) for d in config.devices)
+
+
+def _run_lengths(spans: list[tuple[int, int]]) -> list[int]:
+    """Lengths of the unions of touching or overlapping [start, end) spans."""
+    lengths: list[int] = []
+    start = end = -1
+    for s, e in sorted(spans):
+        if s > end:
+            if end > start:
+                lengths.append(end - start)
+            start, end = s, e
+        else:
+            end = max(end, e)
+    lengths.append(end - start)
+    return lengths
+
+
+# --- the text `validate` prints -------------------------------------------------------------
+
+
+def format_plan(plan: Plan, config: Config) -> str:
+    """The plan for a human: per connection, device and interval, its reads and their load."""
+    lines: list[str] = []
+    names = [c.name for c in config.connections]
+    names += [n for n in plan.connections() if n not in names]
+    for name in names:
+        lines.extend(_format_connection(plan, config, name))
+    total = f"{_plural(len(plan.requests), 'request')}, {_plural(plan.value_count, 'value')}"
+    lines.append(f"total: {total}, {_rate(plan.requests)} requests/s")
+    return "\n".join(lines) + "\n"
+
+
+def _format_connection(plan: Plan, config: Config, name: str) -> list[str]:
+    requests = plan.for_connection(name)
+    conn = next((c for c in config.connections if c.name == name), None)
+    where = _describe_connection(conn) if conn else "not configured"
+    head = f"connection {name} ({where}): {_plural(len(requests), 'request')}"
+    lines = [f"{head}, {_rate(requests)} requests/s"]
+    for device in config.devices:
+        if device.connection == name:
+            own = [r for r in requests if r.device.name == device.name]
+            lines.extend(_format_device(device, own))
+    return lines
+
+
+def _format_device(device: Device, requests: list[ReadRequest]) -> list[str]:
+    head = f"  {device.name} (unit {device.unit_id})"
+    if not requests:
+        return [f"{head}: no registers"]
+    lines = [head]
+    for interval_s in sorted({r.interval_s for r in requests}):
+        batch = [r for r in requests if r.interval_s == interval_s]
+        values = sum(len(r.values) for r in batch)
+        counts = f"{_plural(len(batch), 'request')}, {_plural(values, 'value')}"
+        lines.append(f"    every {format_duration(interval_s)}: {counts}")
+        lines.extend(f"      {_format_request(r)}" for r in batch[:_LIST_AT_MOST])
+        if len(batch) > _LIST_AT_MOST:
+            lines.append(f"      ... and {len(batch) - _LIST_AT_MOST} more")
+    return lines
+
+
+def _format_request(request: ReadRequest) -> str:
+    """E.g. `FC3 40001..40010 (holding 0..9, 10 regs, 4 values)`."""
+    first, last = request.address, request.end - 1
+    wide = last + 1 > 9999  # 6-digit Modicon as soon as the 5-digit form cannot hold it
+    modicon = _modicon(request.table, first, wide)
+    protocol = str(first)
+    if last != first:
+        modicon += f"..{_modicon(request.table, last, wide)}"
+        protocol += f"..{last}"
+    size = _plural(request.count, "bit" if request.table.is_bits else "reg")
+    detail = f"{request.table.value} {protocol}, {size}, {_plural(len(request.values), 'value')}"
+    return f"FC{request.function_code} {modicon} ({detail})"
+
+
+def _modicon(table: Table, address: int, wide: bool) -> str:
+    return f"{_MODICON_PREFIX[table]}{address + 1:0{5 if wide else 4}d}"
+
+
+def _describe_connection(conn: Connection) -> str:
+    if conn.type == "rtu":
+        return f"rtu {conn.port} {conn.baudrate} {conn.bytesize}{conn.parity}{conn.stopbits}"
+    return f"{conn.type} {conn.host}:{conn.port if conn.port is not None else 502}"
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as the config would write it: `500ms`, `5s`, `2.5s`, `30min`, `1h`."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}min"
+    if seconds >= 1:
+        return f"{seconds:g}s"
+    return f"{seconds * 1000:g}ms"
+
+
+def _rate(requests: Iterable[ReadRequest]) -> str:
+    """Reads per second: the load an operator compares with what the bus can carry."""
+    rate = sum(1.0 / r.interval_s for r in requests if r.interval_s > 0)
+    return f"{rate:.0f}" if rate >= 1000 else f"{rate:.3g}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

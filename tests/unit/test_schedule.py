@@ -1,0 +1,211 @@
+"""The fixed-rate schedule, driven by made-up monotonic times (nothing here sleeps)."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modbus_mqtt_bridge.config.model import Device
+from modbus_mqtt_bridge.config.types import Table
+from modbus_mqtt_bridge.plan import ReadRequest
+from modbus_mqtt_bridge.schedule import Schedule
+
+_DEVICES: dict[str, Device] = {}
+
+
+def req(interval: float, device: str = "d1", address: int = 0) -> ReadRequest:
+    dev = _DEVICES.setdefault(device, Device(device, None, "lan", 1, ()))
+    return ReadRequest("lan", dev, Table.HOLDING, address, 1, interval, ())
+
+
+def names(requests: list[ReadRequest]) -> list[tuple[str, int]]:
+    return [(r.device.name, r.address) for r in requests]
+
+
+def test_nothing_before_start_everything_at_start_each_once() -> None:
+    a, b = req(1.0, address=0), req(5.0, address=1)
+    s = Schedule([a, b], start=100.0)
+    assert s.due(99.999) == []
+    assert s.next_due() == 100.0
+    assert s.due(100.0) == [a, b]
+    assert s.due(100.0) == []  # at most once per tick
+    assert s.next_tick(a) == 101.0
+    assert s.next_tick(b) == 105.0
+
+
+def test_no_drift_over_1000_ticks_with_a_late_worker() -> None:
+    start, interval = 1000.0, 0.1
+    r = req(interval)
+    s = Schedule([r], start=start)
+    jitter = random.Random(7)
+    for k in range(1000):
+        tick = s.next_due()
+        assert tick == start + k * interval  # on the grid, not accumulated
+        # The worker wakes a little late every time; lateness must not push the grid.
+        now = tick + jitter.uniform(0.0, 0.09)
+        assert s.lateness(now) == pytest.approx(now - tick)
+        assert s.due(now) == [r]
+    assert s.next_due() == start + 1000 * interval
+    assert s.missed_ticks == 0
+
+
+def test_missed_ticks_are_skipped_and_counted_never_piled_up() -> None:
+    a, b = req(1.0, address=0), req(1.0, address=1)
+    s = Schedule([a, b], start=0.0)
+    assert s.due(0.0) == [a, b]
+    # Ticks at 1, 2 and 3 all passed: one read each now, two ticks skipped per request.
+    assert s.due(3.5) == [a, b]
+    assert s.missed_ticks == 4
+    assert s.missed_by_interval() == {1.0: 4}
+    assert s.next_due() == 4.0
+    assert s.due(3.9) == []
+    assert s.due(4.0) == [a, b]
+    assert s.missed_ticks == 4
+    s.missed_ticks = 0  # the worker drains it into a metric
+    s.due(5.99)
+    assert s.missed_ticks == 0
+    assert s.missed_by_interval() == {1.0: 4}
+
+
+def test_a_just_late_call_is_not_a_missed_tick() -> None:
+    s = Schedule([req(1.0)], start=0.0)
+    s.due(0.0)
+    s.due(1.999)  # tick 1 served late; tick 2 has not come yet
+    assert (s.missed_ticks, s.next_due()) == (0, 2.0)
+    s.due(3.0)  # tick 2 never served, tick 3 served on time
+    assert (s.missed_ticks, s.next_due()) == (1, 4.0)
+
+
+def test_several_intervals_align_on_start_and_come_in_plan_order() -> None:
+    slow, fast, mid = req(5.0, address=5), req(1.0, address=1), req(2.5, address=2)
+    s = Schedule([slow, fast, mid], start=0.0)
+    seen: list[tuple[float, list[int]]] = []
+    while (t := s.next_due()) <= 10.0:
+        seen.append((t, [r.address for r in s.due(t)]))
+    assert seen == [
+        (0.0, [5, 1, 2]),
+        (1.0, [1]),
+        (2.0, [1]),
+        (2.5, [2]),
+        (3.0, [1]),
+        (4.0, [1]),
+        (5.0, [5, 1, 2]),
+        (6.0, [1]),
+        (7.0, [1]),
+        (7.5, [2]),
+        (8.0, [1]),
+        (9.0, [1]),
+        (10.0, [5, 1, 2]),
+    ]
+    assert s.missed_ticks == 0
+
+
+def test_defer_moves_one_device_and_leaves_its_neighbours() -> None:
+    d1a, d2, d1b = req(1.0, "d1", 0), req(1.0, "d2", 0), req(1.0, "d1", 1)
+    s = Schedule([d1a, d2, d1b], start=0.0)
+    assert s.due(0.0) == [d1a, d2, d1b]
+    s.defer(d1a, until=3.5)  # back off the whole device d1
+    assert s.next_tick(d1a) == s.next_tick(d1b) == 4.0
+    assert s.next_tick(d2) == 1.0
+    for t in (1.0, 2.0, 3.0):
+        assert names(s.due(t)) == [("d2", 0)]
+    # Back on its grid, in plan order again, and the deferred ticks are not "missed".
+    assert s.due(4.0) == [d1a, d2, d1b]
+    assert s.missed_ticks == 0
+
+
+def test_defer_lands_on_the_grid_and_never_moves_earlier() -> None:
+    r = req(2.0)
+    s = Schedule([r], start=1.0)
+    s.defer(r, until=7.0)  # exactly a grid point: due then
+    assert s.next_tick(r) == 7.0
+    s.defer(r, until=2.0)  # earlier than its tick: no change
+    assert s.next_tick(r) == 7.0
+    s.defer(r, until=7.0001)
+    assert s.next_tick(r) == 9.0
+    assert s.next_due() == 9.0  # the stale earlier entries are gone
+    assert s.due(8.9) == []
+    assert s.due(9.0) == [r]
+
+
+def test_defer_request_moves_only_that_request() -> None:
+    a, b = req(1.0, "d1", 0), req(1.0, "d1", 1)
+    s = Schedule([a, b], start=0.0)
+    s.due(0.0)
+    s.defer_request(b, until=2.5)
+    assert s.due(1.0) == [a]
+    assert s.due(2.0) == [a]
+    assert s.due(3.0) == [a, b]
+
+
+def test_wait_and_lateness() -> None:
+    r = req(1.0)
+    s = Schedule([r], start=10.0)
+    assert (s.wait_s(9.0), s.lateness(9.0)) == (1.0, 0.0)
+    assert (s.wait_s(10.25), s.lateness(10.25)) == (0.0, 0.25)
+    s.due(10.25)
+    assert s.wait_s(10.25) == pytest.approx(0.75)
+
+
+def test_empty_schedule() -> None:
+    s = Schedule([], start=0.0)
+    assert s.due(1e9) == []
+    assert s.next_due() == math.inf
+    assert s.lateness(5.0) == 0.0
+    assert s.missed_ticks == 0
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="interval must be positive"):
+        Schedule([req(0.0)], start=0.0)
+    s = Schedule([req(1.0)], start=0.0)
+    with pytest.raises(KeyError, match="not in this schedule"):
+        s.next_tick(req(1.0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.1, 0.25, 1.0, 3.0]), min_size=1, max_size=6),
+    st.lists(st.floats(0.0, 4.0), max_size=40),
+)
+def test_every_tick_is_either_read_or_counted_missed(
+    intervals: list[float], steps: list[float]
+) -> None:
+    requests = [req(iv, address=i) for i, iv in enumerate(intervals)]
+    s = Schedule(requests, start=50.0)
+    reads = [0] * len(requests)
+    now = 50.0
+    for step in [0.0, *steps]:
+        now += step
+        due = s.due(now)
+        assert due == [r for r in requests if r in due]  # plan order, each once
+        for r in due:
+            reads[r.address] += 1
+        assert s.next_due() > now
+    for r in requests:
+        # Ticks 0..k at or before `now`: each one read or counted as missed.
+        k = math.floor((now - 50.0) / r.interval_s + 1e-9)
+        assert s.next_tick(r) == pytest.approx(50.0 + (k + 1) * r.interval_s)
+    assert sum(reads) + s.missed_ticks == sum(
+        round((s.next_tick(r) - 50.0) / r.interval_s) for r in requests
+    )
+
+
+def test_2000_requests_cost_microseconds_per_tick() -> None:
+    intervals = (1.0, 5.0, 30.0, 60.0)
+    requests = [req(intervals[i % 4], f"d{i % 50}", i) for i in range(2000)]
+    s = Schedule(requests, start=0.0)
+    s.defer(requests[0], until=7.2)  # a backed-off device splits a cohort
+    served = 0
+    started = time.perf_counter()
+    while (t := s.next_due()) < 600.0:
+        served += len(s.due(t))
+    elapsed = time.perf_counter() - started
+    assert served > 600 * 500  # the 1 s quarter alone is 500 reads a second
+    # Generous for slow CI: the budget is per read handed out, not per call.
+    assert elapsed / served < 20e-6
