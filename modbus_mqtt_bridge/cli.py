@@ -47,10 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modbus-mqtt-bridge",
-        description="Poll Modbus TCP/RTU devices, publish readings to MQTT, forward them to Laravel.",
+        description="Poll Modbus TCP/RTU devices, publish readings to MQTT, forward them to "
+        "a Laravel API.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (default: $LOG_LEVEL or INFO)")
+    parser.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING, ERROR (default: $LOG_LEVEL or INFO)"
+    )
     sub = parser.add_subparsers(metavar="COMMAND")
     for name, handler, help_text, extra in _COMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -155,14 +158,36 @@ def _convert_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("legacy", help="legacy JSON device list (the old poller.py config)")
 
 
-_COMMANDS: list[tuple[str, Callable[[argparse.Namespace], int], str, Callable[[argparse.ArgumentParser], None]]] = [
+_COMMANDS: list[
+    tuple[str, Callable[[argparse.Namespace], int], str, Callable[[argparse.ArgumentParser], None]]
+] = [
     ("run", _cmd_run, "run the bridge: poll devices, publish readings", _no_options),
     ("forward", _cmd_forward, "run the side-car: deliver readings to the Laravel API", _no_options),
-    ("once", _cmd_once, "poll every register once and print (or publish) the readings", _once_options),
+    (
+        "once",
+        _cmd_once,
+        "poll every register once and print (or publish) the readings",
+        _once_options,
+    ),
     ("validate", _cmd_validate, "check the config and print the read plan", _no_options),
-    ("simulate", _cmd_simulate, "serve the configured devices as simulated Modbus slaves", _simulate_options),
-    ("demo", _cmd_demo, "simulator + broker + bridge + live view, on a bare machine", _demo_options),
-    ("convert", _cmd_convert, "print the YAML equivalent of a legacy JSON device list", _convert_options),
+    (
+        "simulate",
+        _cmd_simulate,
+        "serve the configured devices as simulated Modbus slaves",
+        _simulate_options,
+    ),
+    (
+        "demo",
+        _cmd_demo,
+        "simulator + broker + bridge + live view, on a bare machine",
+        _demo_options,
+    ),
+    (
+        "convert",
+        _cmd_convert,
+        "print the YAML equivalent of a legacy JSON device list",
+        _convert_options,
+    ),
 ]
 
 

@@ -53,7 +53,8 @@ devices:
     word_order: little
     registers:
       - {{name: supply_temp, address: 30001, type: int16, scale: 0.1, unit: "°C"}}
-      - {{name: setpoint, address: 40001, type: float32, unit: "°C", writable: true, min: 5, max: 30}}
+      - {{name: setpoint, address: 40001, type: float32, unit: "°C", writable: true,
+         min: 5, max: 30}}
       - {{name: fan_speed, address: 40003, type: uint32, unit: "%"}}
 """
 
@@ -146,7 +147,9 @@ async def run_demo(mqtt_url: str, duration_s: float | None = None, plain: bool =
     return 0
 
 
-async def _run_parts(config: Any, stop: asyncio.Event, view: LiveView, duration_s: float | None) -> None:
+async def _run_parts(
+    config: Any, stop: asyncio.Event, view: LiveView, duration_s: float | None
+) -> None:
     watcher = MqttPort(config.mqtt, f"demo-view-{int(time.time())}")
     watcher.on_message = view.on_message
     async with asyncio.TaskGroup() as tg:

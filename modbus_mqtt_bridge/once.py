@@ -67,11 +67,21 @@ def format_table(sink: Collector) -> str:
     rows = [("device", "register", "value", "unit", "read at (UTC)")]
     for r in sink.readings:
         value = f"{r.value:.6g}" if isinstance(r.value, float) else str(r.value)
-        rows.append((r.device.name, r.register.name, value, r.register.engineering_unit or "", payloads.iso_ms(r.ts_ms)))
-    for f in sink.failures:
-        rows.append((f.device.name, f.register.name, "ERROR", "", f.error))
+        rows.append(
+            (
+                r.device.name,
+                r.register.name,
+                value,
+                r.register.engineering_unit or "",
+                payloads.iso_ms(r.ts_ms),
+            )
+        )
+    rows.extend((f.device.name, f.register.name, "ERROR", "", f.error) for f in sink.failures)
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     for name, reason in sink.offline.items():
         lines.append(f"device {name} failed: {reason}")
@@ -89,10 +99,7 @@ async def _publish(config: Config, readings: Sequence[Reading]) -> None:
                 config.mqtt.qos,
                 config.mqtt.retain,
             )
-        deadline = asyncio.get_running_loop().time() + PUBLISH_TIMEOUT_S
-        while port.pending_acks and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
-        if port.pending_acks:
+        if not await port.wait_acked(PUBLISH_TIMEOUT_S):
             raise MqttError(f"{port.pending_acks} readings were not acknowledged by the broker")
     finally:
         await port.disconnect()

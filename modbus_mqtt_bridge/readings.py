@@ -55,8 +55,10 @@ class PublishFilter:
             return True
         key = (reading.device.name, register.name)
         last = self._last.get(key)
-        if last is None or _changed(last[0], reading.value, register.deadband) or (
-            register.max_age_s is not None and now - last[1] >= register.max_age_s
+        if (
+            last is None
+            or _changed(last[0], reading.value, register.deadband)
+            or (register.max_age_s is not None and now - last[1] >= register.max_age_s)
         ):
             self._last[key] = (reading.value, now)
             return True

@@ -130,7 +130,10 @@ class Simulator:
             if device.connection != connection or device.unit_id != unit_id:
                 continue
             for register in device.registers:
-                if register.table is table and register.address <= address < register.address + register.count:
+                if (
+                    register.table is table
+                    and register.address <= address < register.address + register.count
+                ):
                     self.written[(device.name, register.name)] = True
 
 
@@ -253,7 +256,10 @@ async def serve(
     """Serve every connection of the config until stop; values change every refresh_s."""
     sim = sim or Simulator(config)
     servers = [make_server(sim, conn, host) for conn in config.connections]
-    tasks = [asyncio.create_task(s.serve_forever(), name=f"sim-{c.name}") for s, c in zip(servers, config.connections, strict=True)]
+    tasks = [
+        asyncio.create_task(s.serve_forever(), name=f"sim-{c.name}")
+        for s, c in zip(servers, config.connections, strict=True)
+    ]
     for conn in config.connections:
         where = conn.port if conn.type == "rtu" else f"{host}:{conn.port}"
         units = sorted({d.unit_id for d in config.devices if d.connection == conn.name})
@@ -266,6 +272,6 @@ async def serve(
                 sim.refresh()
     finally:
         for server in servers:
-            await server.shutdown()
+            await server.shutdown()  # type: ignore[no-untyped-call]
         for task in tasks:
             task.cancel()

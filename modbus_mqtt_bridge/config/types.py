@@ -50,7 +50,9 @@ TYPES: dict[str, TypeInfo] = {
     "uint32": _int("uint32", 32, False, "I"),
     "int64": _int("int64", 64, True, "q"),
     "uint64": _int("uint64", 64, False, "Q"),
-    "float32": TypeInfo("float32", 2, "f", False, True, -3.4028234663852886e38, 3.4028234663852886e38),
+    "float32": TypeInfo(
+        "float32", 2, "f", False, True, -3.4028234663852886e38, 3.4028234663852886e38
+    ),
     "float64": TypeInfo("float64", 4, "d", False, True, None, None),
     "string": TypeInfo("string", 0, "", False, False, None, None),
 }

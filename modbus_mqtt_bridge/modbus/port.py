@@ -88,9 +88,7 @@ class ModbusPort:
         if len(values) == 1 and not force_fc16:
             await self._call(self._client.write_register, address, values[0], device_id=unit_id)
         else:
-            await self._call(
-                self._client.write_registers, address, list(values), device_id=unit_id
-            )
+            await self._call(self._client.write_registers, address, list(values), device_id=unit_id)
 
     async def write_coils(self, address: int, values: Sequence[bool], unit_id: int) -> None:
         if len(values) == 1:
@@ -122,7 +120,7 @@ def _io_error(text: str) -> ModbusError:
     if "No response received" in text:
         return ModbusTimeout("no answer")
     if "transaction id" in text or "device id" in text:
-        return ModbusBadResponse(text.split("ERROR: ", 1)[-1].split(", function")[0])
+        return ModbusBadResponse(text.split("ERROR: ", 1)[-1].split(", function", maxsplit=1)[0])
     return ModbusBadResponse(text)
 
 
@@ -139,12 +137,12 @@ def _make_client(conn: Connection) -> AsyncModbusTcpClient | AsyncModbusSerialCl
             **common,
         )
     framer = FramerType.RTU if conn.type == "rtu-over-tcp" else FramerType.SOCKET
-    return AsyncModbusTcpClient(
-        str(conn.host), port=int(conn.port or 502), framer=framer, **common
-    )
+    return AsyncModbusTcpClient(str(conn.host), port=int(conn.port or 502), framer=framer, **common)
 
 
 def describe(conn: Connection) -> str:
     if conn.type == "rtu":
-        return f"{conn.name} ({conn.port} {conn.baudrate} {conn.bytesize}{conn.parity}{conn.stopbits})"
+        return (
+            f"{conn.name} ({conn.port} {conn.baudrate} {conn.bytesize}{conn.parity}{conn.stopbits})"
+        )
     return f"{conn.name} ({conn.host}:{conn.port or 502})"

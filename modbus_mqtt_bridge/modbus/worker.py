@@ -42,7 +42,9 @@ class Sink(Protocol):
     def on_status(self, status: DeviceStatus) -> None: ...
 
 
-def backoff_delay(failures: int, first_s: float = BACKOFF_FIRST_S, cap_s: float = BACKOFF_MAX_S) -> float:
+def backoff_delay(
+    failures: int, first_s: float = BACKOFF_FIRST_S, cap_s: float = BACKOFF_MAX_S
+) -> float:
     """Capped exponential backoff with full jitter in its upper half (never a tight loop)."""
     ceiling = min(cap_s, first_s * 2 ** max(0, failures - 1))
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311  (jitter, not crypto)
@@ -64,7 +66,9 @@ class DeviceHealth:
 @dataclass
 class _Job:
     fn: Callable[[ModbusPort], Awaitable[object]]
-    future: asyncio.Future[object] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[object] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class Worker:
@@ -118,7 +122,7 @@ class Worker:
 
     async def run_exclusive(self, fn: Callable[[ModbusPort], Awaitable[T]]) -> T:
         """Run fn with the port between two poll requests (commands use this)."""
-        job = _Job(fn)  # type: ignore[arg-type]
+        job = _Job(fn)
         await self._jobs.put(job)
         self._wake.set()
         return await job.future  # type: ignore[return-value]
@@ -237,7 +241,7 @@ class Worker:
                 continue
             try:
                 job.future.set_result(await job.fn(self.port))
-            except Exception as exc:  # noqa: BLE001  (handed to the waiting command)
+            except Exception as exc:
                 job.future.set_exception(exc)
 
     def _fail_pending_jobs(self) -> None:
@@ -255,7 +259,9 @@ class Worker:
         stop_wait = asyncio.ensure_future(stop.wait())
         wake_wait = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait({stop_wait, wake_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {stop_wait, wake_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             stop_wait.cancel()
             wake_wait.cancel()

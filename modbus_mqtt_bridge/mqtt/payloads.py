@@ -10,7 +10,7 @@ import json
 import math
 import time
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from ..config.model import Device, Register
 from ..readings import Reading, Value
@@ -29,7 +29,7 @@ def _iso_second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reading_tail(device: Device, register: Register) -> str:
     """Everything after "ts": the fields fixed by the config."""
     rest = {
@@ -42,7 +42,7 @@ def _reading_tail(device: Device, register: Register) -> str:
     return _dumps(rest)[1:]  # drop "{": spliced after the ts field
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reading_head(register: Register) -> str:
     return ',"unit":' + _dumps(register.engineering_unit) + ',"ts":"'
 

@@ -110,7 +110,7 @@ class MqttPort:
             )
             await asyncio.wait_for(asyncio.shield(self._connack), timeout_s)
         except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
-            self._client._sock_close()  # noqa: SLF001  (paho has no public "abandon connect")
+            self._client._sock_close()
             raise MqttError(f"cannot connect to {self._where()}: {_describe(exc)}") from exc
         self._disconnected.clear()
         self._connected_once = True
@@ -150,7 +150,7 @@ class MqttPort:
                 if not self._client.want_write():
                     break
                 await asyncio.sleep(0.01)
-        self._client._sock_close()  # noqa: SLF001
+        self._client._sock_close()
         self._mark_disconnected("closed by us")
         if self._misc_task is not None:
             self._misc_task.cancel()
@@ -187,10 +187,19 @@ class MqttPort:
         """Acknowledge a message received with manual_ack (after it is stored safely)."""
         self._client.ack(mid, qos)
 
+    async def wait_acked(self, timeout_s: float) -> bool:
+        """Wait (bounded) until the broker has acknowledged every QoS>0 publish."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.pending_acks and self.connected:
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return self.pending_acks == 0
+
     @property
     def pending_acks(self) -> int:
         """QoS>0 publishes not yet acknowledged by the broker."""
-        return len(self._client._out_messages)  # noqa: SLF001
+        return len(self._client._out_messages)
 
     # -- paho callbacks, all on the loop thread --------------------------------------
 
@@ -295,7 +304,9 @@ class MqttPort:
                 self._client.loop_misc()
 
 
-def _build_client(cfg: MqttConfig, client_id: str, clean_start: bool, manual_ack: bool) -> paho.Client:
+def _build_client(
+    cfg: MqttConfig, client_id: str, clean_start: bool, manual_ack: bool
+) -> paho.Client:
     v5 = cfg.protocol == "5"
     client = paho.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
@@ -318,6 +329,13 @@ def _build_client(cfg: MqttConfig, client_id: str, clean_start: bool, manual_ack
         )
         client.tls_insecure_set(cfg.tls.insecure)
     return client
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT wildcard match (+, #), shared subscriptions' $share/group/ prefix removed."""
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2]
+    return bool(paho.topic_matches_sub(topic_filter, topic))
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from ..buffer import Buffer
 from ..config.model import Config, Device
@@ -19,7 +20,7 @@ from ..modbus.worker import backoff_delay
 from ..observe.metrics import BridgeMetrics
 from ..readings import DeviceStatus, PublishFilter, ReadFailure, Reading, Value
 from . import payloads, topics
-from .port import MqttPort, Will
+from .port import Message, MqttPort, OnMessage, Will, topic_matches
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,29 @@ class Publisher:
         self._drain_wake = asyncio.Event()
         self._acked: list[int] = []
         self._topic_cache: dict[tuple[str, str], str] = {}
+        self._subscriptions: list[tuple[str, int, OnMessage]] = []
+        self._connect_callbacks: list[Callable[[], None]] = []
+        self.port.on_message = self._dispatch
+
+    # -- extensions: command handling, discovery ... subscribe through the publisher ----
+
+    def subscribe(self, topic_filter: str, handler: OnMessage, qos: int = 1) -> None:
+        """Route messages matching topic_filter to handler; re-subscribed on every connect."""
+        self._subscriptions.append((topic_filter, qos, handler))
+        if self.port.connected:
+            self.port.subscribe(topic_filter, qos)
+
+    def on_connected(self, callback: Callable[[], None]) -> None:
+        """Call back after every (re)connect, once the bridge is announced online."""
+        self._connect_callbacks.append(callback)
+
+    def _dispatch(self, message: Message) -> None:
+        for topic_filter, _qos, handler in self._subscriptions:
+            if topic_matches(topic_filter, message.topic):
+                try:
+                    handler(message)
+                except Exception:
+                    log.exception("handler for %s failed on %s", topic_filter, message.topic)
 
     # -- results from the workers ----------------------------------------------------
 
@@ -71,7 +95,14 @@ class Publisher:
             for reading in readings:
                 latest[reading.register.name] = reading.value
                 if self.filter.admit(reading, now):
-                    out.append((self._topic(device, reading), payloads.reading_json(reading), self.qos, self.retain))
+                    out.append(
+                        (
+                            self._topic(device, reading),
+                            payloads.reading_json(reading),
+                            self.qos,
+                            self.retain,
+                        )
+                    )
         else:
             for reading in readings:
                 latest[reading.register.name] = reading.value
@@ -80,7 +111,12 @@ class Publisher:
         if self.config.mqtt.device_payload and readings:
             ts = max(r.ts_ms for r in readings)
             out.append(
-                (topics.device_payload(self.site, device.name), payloads.device_json(ts, latest), self.qos, self.retain)
+                (
+                    topics.device_payload(self.site, device.name),
+                    payloads.device_json(ts, latest),
+                    self.qos,
+                    self.retain,
+                )
             )
         if self.metrics is not None:
             self.metrics.readings_published.labels(device.name).inc(len(out))
@@ -92,7 +128,9 @@ class Publisher:
         key = (device.name, reading.register.name)
         topic = self._topic_cache.get(key)
         if topic is None:
-            topic = self._topic_cache[key] = topics.reading(self.site, device.name, reading.register.name)
+            topic = self._topic_cache[key] = topics.reading(
+                self.site, device.name, reading.register.name
+            )
         return topic
 
     def on_status(self, status: DeviceStatus) -> None:
@@ -161,6 +199,10 @@ class Publisher:
         self.port.publish(topics.bridge_status(self.site), "online", qos=1, retain=True)
         for status in self.statuses.values():
             self._publish_status(status)
+        for topic_filter, qos, _handler in self._subscriptions:
+            self.port.subscribe(topic_filter, qos)
+        for callback in self._connect_callbacks:
+            callback()
         # rows handed to paho before the drop are re-sent by paho itself; continue after them
         self.connected_event.set()
         self._set_connected_metric(1)
@@ -215,18 +257,12 @@ class Publisher:
             self._update_buffer_metrics()
 
     async def _shutdown(self) -> None:
-        """Give in-flight QoS 1 publishes a moment to be acknowledged, then say goodbye."""
+        """Let in-flight QoS 1 publishes be acknowledged, say goodbye, keep the rest on disk."""
         if self.port.connected:
-            for _ in range(200):
-                if self.port.pending_acks == 0:
-                    break
-                await asyncio.sleep(0.01)
+            await self.port.wait_acked(2.0)
             self._flush_acked()
             self.port.publish(topics.bridge_status(self.site), "offline", qos=1, retain=True)
-            for _ in range(100):
-                if self.port.pending_acks == 0:
-                    break
-                await asyncio.sleep(0.01)
+            await self.port.wait_acked(1.0)
             await self.port.disconnect()
         self._flush_acked()
         self.buffer.close()
@@ -247,8 +283,8 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         return
 
 
-async def _wait_first(stop: asyncio.Event, other: object) -> None:
-    tasks = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other)}  # type: ignore[arg-type]
+async def _wait_first(stop: asyncio.Event, other: Coroutine[Any, Any, None]) -> None:
+    tasks = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other)}
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -1,4 +1,4 @@
-"""Logging setup: stdout (journald picks it up) by default, `LOG_LEVEL` honoured, secrets redacted."""
+"""Logging setup: stderr (journald picks it up), `LOG_LEVEL` honoured, secrets redacted."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import sys
 
 from ..config.model import LoggingConfig
 
-_SECRET = re.compile(r"(?i)((?:password|passwd|token|secret|authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\s\"',}]+")
+_SECRET = re.compile(
+    r"(?i)((?:password|passwd|token|secret|authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\s\"',}]+"
+)
 
 
 class RedactSecrets(logging.Filter):

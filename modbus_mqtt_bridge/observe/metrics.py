@@ -101,7 +101,9 @@ class ForwarderMetrics:
             registry=r,
         )
         self.received = Counter(
-            "modbus_forwarder_messages_received", "Reading messages taken from the broker", registry=r
+            "modbus_forwarder_messages_received",
+            "Reading messages taken from the broker",
+            registry=r,
         )
         self.broker_connected = Gauge(
             "modbus_forwarder_broker_connected", "1 while connected to the broker", registry=r

@@ -12,7 +12,9 @@ from .ports import free_port, port_open, wait_until
 
 
 class Mosquitto:
-    def __init__(self, port: int | None = None, extra_conf: str = "") -> None:
+    def __init__(
+        self, port: int | None = None, extra_conf: str = "", anonymous: bool = True
+    ) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto is not installed (make test installs it)")
@@ -22,7 +24,7 @@ class Mosquitto:
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if anonymous else 'false'}\n"
             "persistence true\n"
             f"persistence_location {self.dir}/\n"
             "max_queued_messages 1000000\n"

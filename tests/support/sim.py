@@ -25,7 +25,9 @@ class SimThread:
         self.runner = LoopThread(main, "simulator").start()
         for conn in self.config.connections:
             if conn.type != "rtu":
-                wait_until(lambda c=conn: port_open(int(c.port or 502)), 10, f"simulator {conn.name}")
+                wait_until(
+                    lambda c=conn: port_open(int(c.port or 502)), 10, f"simulator {conn.name}"
+                )
         return self
 
     def call(self, fn: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,20 @@ class Subscriber:
             timeout,
             f"{payload!r} on {topic}",
         )
+
+    def wait_payload_match(
+        self, topic: str, predicate: Callable[[Any], bool], timeout: float = 10
+    ) -> Any:
+        """The first JSON payload on topic for which predicate holds."""
+
+        def find() -> Any:
+            for m in self.on(topic):
+                data = m.json()
+                if predicate(data):
+                    return data
+            return None
+
+        return wait_until(find, timeout, f"a matching payload on {topic}")
 
     def clear(self) -> None:
         with self._lock:

@@ -35,7 +35,7 @@ class LoopThread:
 
         try:
             self.loop.run_until_complete(wrapper())
-        except BaseException as exc:  # noqa: BLE001  (re-raised in the test thread by stop())
+        except BaseException as exc:
             self.error = exc
             self._ready.set()
         finally:

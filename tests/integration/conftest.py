@@ -1,0 +1,43 @@
+"""Shared fixtures for integration tests: one real Mosquitto per session, helpers to run parts."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.mosquitto import Mosquitto
+from tests.support.subscriber import Subscriber
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Mosquitto]:
+    if not (shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")):
+        pytest.fail("mosquitto is not installed: run `make test`, which installs it")
+    mq = Mosquitto()
+    mq.start()
+    yield mq
+    mq.close()
+
+
+@pytest.fixture
+def own_broker() -> Iterator[Mosquitto]:
+    """A broker this test alone may stop, kill and restart."""
+    mq = Mosquitto()
+    mq.start()
+    yield mq
+    mq.close()
+
+
+@pytest.fixture
+def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
+    sub = Subscriber(broker.port, "#")
+    yield sub
+    sub.close()
