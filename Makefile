@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # System packages the integration tests need: a real broker, a pty pair for
-# RTU, and the Laravel app the side-car delivers to.
-SYSTEM_PKGS := mosquitto socat php-cli php-sqlite3 php-mbstring php-xml php-laravel-framework
-SYSTEM_BINS := mosquitto socat php
+# RTU, the Laravel app the side-car delivers to, and promtool (package prometheus)
+# to lint /metrics.
+SYSTEM_PKGS := mosquitto socat php-cli php-sqlite3 php-mbstring php-xml php-laravel-framework prometheus
+SYSTEM_BINS := mosquitto socat php promtool
 
 .PHONY: venv demo test test-fast lint bench system-deps clean
 

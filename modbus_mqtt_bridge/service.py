@@ -12,10 +12,13 @@ import signal
 from collections.abc import Callable
 
 from .buffer import open_buffer
+from .commands.handler import CommandHandler
 from .config.model import Config
 from .modbus.worker import Worker
 from .mqtt.publisher import Publisher
+from .observe.extensions import BridgeExtensions
 from .observe.metrics import BridgeMetrics
+from .observe.status import DeviceBoard
 from .plan import Plan, build_plan
 
 log = logging.getLogger(__name__)
@@ -31,11 +34,21 @@ class Bridge:
         self.publisher = Publisher(
             config, open_buffer(config.buffer.path, config.buffer.max_readings), self.metrics
         )
+        # the workers report through the board, which notes device state for /status
+        self.board = DeviceBoard(self.publisher, self.metrics)
         self.workers = {
-            conn.name: Worker(conn, requests, self.publisher, self.metrics)
+            conn.name: Worker(conn, requests, self.board, self.metrics)
             for conn in config.connections
             if (requests := self.plan.for_connection(conn.name))
         }
+        self.commands = CommandHandler(
+            config, self.publisher, self.workers, self.metrics, sink=self.board
+        )
+        self.commands.attach()  # both /set topic shapes, re-subscribed on every reconnect
+        # metrics/status HTTP, HA discovery, sd_notify: subscribers to the publisher
+        self.extensions = BridgeExtensions(
+            config, self.publisher, board=self.board, workers=self.workers, metrics=self.metrics
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
@@ -47,8 +60,11 @@ class Bridge:
             len(self.workers),
         )
         publisher_stop = asyncio.Event()
+        await self.extensions.start()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.publisher.run(publisher_stop), name="publisher")
+            for name, task in self.extensions.tasks(stop):
+                tg.create_task(task, name=name)
             async with asyncio.TaskGroup() as workers:
                 for name, worker in self.workers.items():
                     workers.create_task(worker.run(stop), name=f"worker-{name}")

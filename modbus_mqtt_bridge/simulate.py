@@ -4,6 +4,11 @@ pty) with plausible, changing values, and fault switches the tests use.
 The register images live here; pymodbus only frames requests and answers. Values are
 written through the project's own codec, so the simulator speaks exactly the byte and
 word orders the config declares.
+
+On an RTU line every unit id of the connection answers on the one port. Two extras serve
+the RTU tests and benchmark: `SimUnit.faults` mangles a unit's next answers on the wire
+(garbage before it, a bad CRC, a cut-off frame), and `Simulator.emulate_line` makes each
+answer take the wire time the baud rate implies (a pty itself moves bytes instantly).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pymodbus import FramerType
@@ -27,6 +32,7 @@ from .config.model import Config, Connection, Device, Register
 from .config.types import TYPES, Table
 from .errors import CodecError
 from .readings import Value
+from .wiretime import SERIAL_TYPES, exchange_time, frame_gap
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,7 @@ class SimUnit:
     silent: bool = False  # never answer: the client times out
     defined: dict[Table, set[int]] = field(default_factory=lambda: {t: set() for t in Table})
     strict: bool = False  # answer "illegal data address" for undefined addresses
+    faults: list[str] = field(default_factory=list)  # next answers' fates: garbage, crc, partial
 
 
 class Simulator:
@@ -73,6 +80,10 @@ class Simulator:
         self.pinned: dict[tuple[str, str], Value] = {}
         self.written: dict[tuple[str, str], bool] = {}
         self.started = time.monotonic()
+        self.emulate_line = False  # RTU answers take their wire time at the baud rate
+        self.serving: set[str] = set()  # connections whose server is up
+        # When a list: every RTU frame in and out, as (connection, sending, bytes) (tests).
+        self.line_log: list[tuple[str, bool, bytes]] | None = None
         for device in config.devices:
             unit = self.units.setdefault((device.connection, device.unit_id), SimUnit())
             for register in device.registers:
@@ -184,6 +195,14 @@ class _Context(ModbusServerContext):
             raise NoSuchIdException(f"no unit {device_id}")
         return unit
 
+    async def _wire_time(self, table: Table, count: int) -> None:
+        """Answer when a real line would have carried request and response (emulate_line)."""
+        conn = self.sim.config.connection(self.connection)
+        if self.sim.emulate_line and conn.type in SERIAL_TYPES:
+            # The master keeps the gap after the answer itself: only one gap is ours.
+            wire = exchange_time(table, count, conn.baudrate, frame_gap(conn))
+            await asyncio.sleep(wire - frame_gap(conn))
+
     def device_ids(self) -> list[int]:
         return [u for (c, u) in self.sim.units if c == self.connection]
 
@@ -194,6 +213,7 @@ class _Context(ModbusServerContext):
         table = _FC_TABLE.get(func_code)
         if table is None:
             return ExcCodes.ILLEGAL_FUNCTION
+        await self._wire_time(table, count)
         if _refused(unit, table, range(address, address + count)):
             return ExcCodes.ILLEGAL_ADDRESS
         words = unit.tables[table][address : address + count]
@@ -223,9 +243,11 @@ def _refused(unit: SimUnit, table: Table, addresses: range) -> bool:
 
 
 def make_server(
-    sim: Simulator, conn: Connection, host: str = "127.0.0.1", port: int | None = None
+    sim: Simulator, conn: Connection, host: str = "127.0.0.1", port: int | str | None = None
 ) -> ModbusTcpServer | ModbusSerialServer:
+    """A server for one connection; for rtu, `port` is the serial device or pty to serve on."""
     context = _Context(sim, conn.name)
+    trace = line_faults(sim, conn.name) if conn.type in SERIAL_TYPES else None
     if conn.type == "rtu":
         return ModbusSerialServer(
             context,
@@ -236,6 +258,8 @@ def make_server(
             stopbits=conn.stopbits,
             bytesize=conn.bytesize,
             ignore_missing_devices=True,
+            reconnect_delay=0.2,
+            trace_packet=trace,
         )
     framer = FramerType.RTU if conn.type == "rtu-over-tcp" else FramerType.SOCKET
     return ModbusTcpServer(
@@ -243,35 +267,71 @@ def make_server(
         framer=framer,
         address=(host, int(port or conn.port or 502)),
         ignore_missing_devices=True,
+        trace_packet=trace,
     )
+
+
+def line_faults(sim: Simulator, connection: str) -> Callable[[bool, bytes], bytes]:
+    """A pymodbus trace hook that applies a unit's pending `faults` to its outgoing answers."""
+
+    def trace(sending: bool, packet: bytes) -> bytes:
+        if sim.line_log is not None:
+            sim.line_log.append((connection, sending, bytes(packet)))
+        unit = sim.units.get((connection, packet[0])) if sending and packet else None
+        if unit is None or not unit.faults:
+            return packet
+        return mangle(packet, unit.faults.pop(0))
+
+    return trace
+
+
+def mangle(frame: bytes, fault: str) -> bytes:
+    """The frame as line trouble would deliver it."""
+    if fault == "garbage":  # noise before the answer; 0xAA after 0x00 even looks like a frame
+        return b"\xff\x00\xaa\x55\x13" + frame
+    if fault == "crc":
+        return frame[:-1] + bytes([frame[-1] ^ 0xFF])
+    if fault == "partial":
+        return frame[: max(1, len(frame) // 2)]
+    raise ValueError(f"unknown line fault {fault!r}")
 
 
 async def serve(
     config: Config,
     stop: asyncio.Event,
+    *,
     host: str = "127.0.0.1",
     refresh_s: float = 1.0,
     sim: Simulator | None = None,
+    serial: Mapping[str, str] | None = None,
 ) -> None:
-    """Serve every connection of the config until stop; values change every refresh_s."""
+    """Serve every connection of the config until stop; values change every refresh_s.
+
+    `serial` maps an rtu connection's name to the port to serve it on: the configured port
+    is the bridge's end of the line, the simulator sits on the other end (of a pty pair).
+    """
     sim = sim or Simulator(config)
-    servers = [make_server(sim, conn, host) for conn in config.connections]
-    tasks = [
-        asyncio.create_task(s.serve_forever(), name=f"sim-{c.name}")
-        for s, c in zip(servers, config.connections, strict=True)
-    ]
-    for conn in config.connections:
-        where = conn.port if conn.type == "rtu" else f"{host}:{conn.port}"
-        units = sorted({d.unit_id for d in config.devices if d.connection == conn.name})
-        log.info("simulating %s on %s, unit ids %s", conn.name, where, units)
+    serial = serial or {}
+    servers: list[ModbusTcpServer | ModbusSerialServer] = []
     try:
+        for conn in config.connections:
+            where = serial.get(conn.name, str(conn.port)) if conn.type == "rtu" else None
+            server = make_server(sim, conn, host, where)
+            servers.append(server)
+            await server.serve_forever(background=True)  # listening (or raising) on return
+            sim.serving.add(conn.name)
+            _log_serving(config, conn, where or f"{host}:{conn.port}")
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), refresh_s)
             except TimeoutError:
                 sim.refresh()
     finally:
+        sim.serving.clear()
         for server in servers:
             await server.shutdown()  # type: ignore[no-untyped-call]
-        for task in tasks:
-            task.cancel()
+
+
+def _log_serving(config: Config, conn: Connection, where: str | int | None) -> None:
+    units = sorted({d.unit_id for d in config.devices if d.connection == conn.name})
+    log.info("simulating %s (%s) on %s, unit ids %s", conn.name, conn.type, where, units)

@@ -2,13 +2,19 @@
 
 pymodbus's own retries and auto-reconnect are switched off: the worker owns the retry
 and backoff policy, so a dead device costs exactly one timeout, visibly.
+
+On an RTU line (`rtu`, `rtu-over-tcp`) the port also keeps the line discipline (see
+line.py): the inter-frame silence, a device's turnaround after writes, settling and
+flushing after a failed exchange, and naming frame errors (frames.py) for the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from pymodbus import FramerType, ModbusException
@@ -25,6 +31,9 @@ from ..errors import (
     ModbusExceptionResponse,
     ModbusTimeout,
 )
+from ..wiretime import MAX_FRAME_BYTES, SERIAL_TYPES, frame_gap, frame_time
+from .frames import classify
+from .line import Line
 
 # pymodbus logs every timeout at error level; the worker reports transitions instead.
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -39,29 +48,51 @@ EXCEPTION_NAMES = {
     10: "gateway path unavailable",
     11: "gateway target device failed to respond",
 }
+# A frame mangled on the line is noise, not a dead device: such an exchange is retried once.
+NOISE_KINDS = frozenset({"crc", "partial", "garbage"})
+SETTLE_MAX_S = 0.1  # after a failure, wait for a straggling answer at most this long
+_READ_FC = {Table.COIL: 1, Table.DISCRETE: 2, Table.HOLDING: 3, Table.INPUT: 4}
+
+FrameErrorHook = Callable[[str, str], None]  # (kind, detail)
 
 
 class ModbusPort:
     """A Modbus client for one connection; every call raises ModbusError on failure."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, on_frame_error: FrameErrorHook | None = None) -> None:
         self.conn = conn
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient = _make_client(conn)
+        self.on_frame_error = on_frame_error
+        self.turnaround_s: dict[int, float] = {}  # unit id -> silence after a write to it
+        self.line: Line | None = None
+        if conn.type in SERIAL_TYPES:
+            settle = min(SETTLE_MAX_S, frame_time(MAX_FRAME_BYTES, conn.baudrate))
+            self.line = Line(frame_gap(conn), settle)
+        # Made on first connect: pymodbus clients need the running loop (the worker's).
+        self._made: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
 
     @property
     def connected(self) -> bool:
-        return bool(self._client.connected)
+        return self._made is not None and bool(self._made.connected)
+
+    @property
+    def _client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self._made is None:
+            raise ModbusConnectionError(f"not connected to {describe(self.conn)}")
+        return self._made
 
     async def connect(self) -> None:
         try:
-            ok = await asyncio.wait_for(self._client.connect(), self.conn.timeout_s + 1)
+            if self._made is None:
+                self._made = _make_client(self.conn, self.line.trace if self.line else None)
+            ok = await asyncio.wait_for(self._made.connect(), self.conn.timeout_s + 1)
         except (TimeoutError, OSError) as exc:
             raise ModbusConnectionError(f"cannot connect to {describe(self.conn)}: {exc}") from exc
         if not ok:
             raise ModbusConnectionError(f"cannot connect to {describe(self.conn)}")
 
     def close(self) -> None:
-        self._client.close()
+        if self._made is not None:
+            self._made.close()
 
     async def read(self, table: Table, address: int, count: int, unit_id: int) -> list[int]:
         """Raw registers (or bits as 0/1) of one request."""
@@ -71,7 +102,8 @@ class ModbusPort:
             Table.COIL: self._client.read_coils,
             Table.DISCRETE: self._client.read_discrete_inputs,
         }[table]
-        response = await self._call(fn, address, count=count, device_id=unit_id)
+        call = partial(fn, address, count=count, device_id=unit_id)
+        response = await self._call(_READ_FC[table], unit_id, call)
         if table.is_bits:
             bits = list(response.bits)
             if len(bits) < count:
@@ -85,22 +117,106 @@ class ModbusPort:
     async def write_registers(
         self, address: int, values: Sequence[int], unit_id: int, *, force_fc16: bool = False
     ) -> None:
+        quiet = self._turnaround(unit_id)
         if len(values) == 1 and not force_fc16:
-            await self._call(self._client.write_register, address, values[0], device_id=unit_id)
+            call = partial(self._client.write_register, address, values[0], **quiet.kwargs)
+            await self._call(6, unit_id, call, quiet.hold_s)
         else:
-            await self._call(self._client.write_registers, address, list(values), device_id=unit_id)
+            call = partial(self._client.write_registers, address, list(values), **quiet.kwargs)
+            await self._call(16, unit_id, call, quiet.hold_s)
 
     async def write_coils(self, address: int, values: Sequence[bool], unit_id: int) -> None:
+        quiet = self._turnaround(unit_id)
         if len(values) == 1:
-            await self._call(self._client.write_coil, address, values[0], device_id=unit_id)
+            call = partial(self._client.write_coil, address, values[0], **quiet.kwargs)
+            await self._call(5, unit_id, call, quiet.hold_s)
         else:
-            await self._call(self._client.write_coils, address, list(values), device_id=unit_id)
+            call = partial(self._client.write_coils, address, list(values), **quiet.kwargs)
+            await self._call(15, unit_id, call, quiet.hold_s)
 
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if not self._client.connected:
+    def _turnaround(self, unit_id: int) -> _Write:
+        """Unit 0 is a broadcast: nobody answers, every device gets the longest turnaround."""
+        if unit_id == 0:
+            hold = max(self.turnaround_s.values(), default=0.0)
+            return _Write(hold, {"device_id": 0, "no_response_expected": True})
+        return _Write(self.turnaround_s.get(unit_id, 0.0), {"device_id": unit_id})
+
+    async def _call(
+        self,
+        function_code: int,
+        unit_id: int,
+        call: Callable[[], Awaitable[Any]],
+        hold_s: float = 0.0,
+    ) -> Any:
+        if self.line is None:
+            return await self._request(call)
+        try:
+            return await self._exchange(self.line, function_code, unit_id, call, hold_s)
+        except (ModbusTimeout, ModbusBadResponse) as exc:
+            if not isinstance(exc.__cause__, _Noise):
+                raise
+            # The unit did answer and the line mangled it: ask once more, after the line
+            # settled, rather than call a live device offline.
+            return await self._exchange(self.line, function_code, unit_id, call, hold_s)
+
+    async def _exchange(
+        self,
+        line: Line,
+        function_code: int,
+        unit_id: int,
+        call: Callable[[], Awaitable[Any]],
+        hold_s: float,
+    ) -> Any:
+        """One request on an RTU line, in its turn, with what the line did to it counted."""
+        await line.wait_turn()
+        self._flush(line)
+        try:
+            response = await self._request(call)
+        except ModbusExceptionResponse:
+            self._report(line, unit_id, function_code)
+            line.close_exchange(failed=False, hold_s=hold_s)  # a proper answer, the line is fine
+            raise
+        except (ModbusTimeout, ModbusBadResponse) as exc:
+            kinds = self._report(line, unit_id, function_code)
+            line.close_exchange(failed=True, hold_s=hold_s)
+            if NOISE_KINDS.intersection(kinds):
+                raise type(exc)(f"{exc}; line noise: {', '.join(kinds)}") from _Noise()
+            raise
+        except ModbusError:
+            line.close_exchange(failed=True, hold_s=hold_s)
+            raise
+        self._report(line, unit_id, function_code)
+        line.close_exchange(failed=False, hold_s=hold_s)
+        return response
+
+    def _report(self, line: Line, unit_id: int, function_code: int) -> tuple[str, ...]:
+        kinds = classify(bytes(line.rx), unit_id, function_code)
+        for kind in kinds:
+            self._frame_error(kind, f"unit {unit_id} FC{function_code}: {line.rx.hex(' ')}")
+        return kinds
+
+    def _flush(self, line: Line) -> None:
+        """Drop what arrived since the last exchange, so a late answer cannot pose as the next."""
+        if stray := line.take_stray():
+            self._frame_error("late", f"{stray} byte(s) between exchanges")
+        if not line.dirty:
+            return
+        line.dirty = False
+        transport = self._client.ctx.transport
+        serial_port = getattr(transport, "sync_serial", None)
+        if serial_port is not None:
+            serial_port.reset_input_buffer()
+        self._client.ctx.recv_buffer = b""
+
+    def _frame_error(self, kind: str, detail: str) -> None:
+        if self.on_frame_error is not None:
+            self.on_frame_error(kind, detail)
+
+    async def _request(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        if not self.connected:
             raise ModbusConnectionError(f"not connected to {describe(self.conn)}")
         try:
-            response = await asyncio.wait_for(fn(*args, **kwargs), self.conn.timeout_s + 1)
+            response = await asyncio.wait_for(call(), self.conn.timeout_s + 1)
         except ConnectionException as exc:
             raise ModbusConnectionError(f"connection to {describe(self.conn)} lost") from exc
         except ModbusIOException as exc:
@@ -109,11 +225,25 @@ class ModbusPort:
             raise ModbusTimeout(f"no answer within {self.conn.timeout_s:g}s") from exc
         except ModbusException as exc:
             raise ModbusBadResponse(str(exc)) from exc
+        if response is None:  # a broadcast: no answer expected
+            return None
         if isinstance(response, ExceptionResponse) or response.isError():
             code = int(getattr(response, "exception_code", 0))
             name = EXCEPTION_NAMES.get(code, "unknown exception")
             raise ModbusExceptionResponse(code, f"exception {code} ({name})")
         return response
+
+
+class _Noise(Exception):  # a marker cause, never raised to callers
+    """Marks a failed exchange whose bytes showed line noise (see `_call`)."""
+
+
+class _Write:
+    """How a write is sent: pymodbus keyword arguments and the silence that follows it."""
+
+    def __init__(self, hold_s: float, kwargs: dict[str, Any]) -> None:
+        self.hold_s = hold_s
+        self.kwargs = kwargs
 
 
 def _io_error(text: str) -> ModbusError:
@@ -124,10 +254,18 @@ def _io_error(text: str) -> ModbusError:
     return ModbusBadResponse(text)
 
 
-def _make_client(conn: Connection) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-    common: dict[str, Any] = {"timeout": conn.timeout_s, "retries": 0, "reconnect_delay": 0}
+def _make_client(
+    conn: Connection, trace: Callable[[bool, bytes], bytes] | None
+) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+    common: dict[str, Any] = {
+        "timeout": conn.timeout_s,
+        "retries": 0,
+        "reconnect_delay": 0,
+        "trace_packet": trace,
+    }
+    client: AsyncModbusTcpClient | AsyncModbusSerialClient
     if conn.type == "rtu":
-        return AsyncModbusSerialClient(
+        client = AsyncModbusSerialClient(
             str(conn.port),
             framer=FramerType.RTU,
             baudrate=conn.baudrate,
@@ -136,8 +274,15 @@ def _make_client(conn: Connection) -> AsyncModbusTcpClient | AsyncModbusSerialCl
             bytesize=conn.bytesize,
             **common,
         )
-    framer = FramerType.RTU if conn.type == "rtu-over-tcp" else FramerType.SOCKET
-    return AsyncModbusTcpClient(str(conn.host), port=int(conn.port or 502), framer=framer, **common)
+    else:
+        framer = FramerType.RTU if conn.type == "rtu-over-tcp" else FramerType.SOCKET
+        host, port = str(conn.host), int(conn.port or 502)
+        client = AsyncModbusTcpClient(host, port=port, framer=framer, **common)
+    if conn.type == "rtu-over-tcp":
+        # pymodbus drops a TCP link after a few unanswered requests in a row; behind an RTU
+        # gateway those are one silent slave's timeouts, not a broken link.
+        client.set_max_no_responses(sys.maxsize)
+    return client
 
 
 def describe(conn: Connection) -> str:
@@ -145,4 +290,5 @@ def describe(conn: Connection) -> str:
         return (
             f"{conn.name} ({conn.port} {conn.baudrate} {conn.bytesize}{conn.parity}{conn.stopbits})"
         )
-    return f"{conn.name} ({conn.host}:{conn.port or 502})"
+    kind = ", rtu over tcp" if conn.type == "rtu-over-tcp" else ""
+    return f"{conn.name} ({conn.host}:{conn.port or 502}{kind})"

@@ -4,6 +4,10 @@ It executes the plan's read requests on their fixed-rate schedule, interleaves w
 jobs between requests (a command waits for at most one in-flight request), backs off
 devices that stop answering without stalling their neighbours, and reconnects the link
 with capped, jittered backoff.
+
+A unit that times out is a device problem (backed off alone); only a failing port or socket
+takes the whole link down. On RTU lines the port names damaged and stray frames; the worker
+counts them (`modbus_bridge_frame_errors`) and logs them rate-limited.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ T = TypeVar("T")
 
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0
+LOG_EVERY_S = 60.0  # a repeating line problem is logged at most this often per kind
 
 
 class Sink(Protocol):
@@ -64,6 +69,23 @@ class DeviceHealth:
 
 
 @dataclass
+class _Throttle:
+    """Rate limit for repeating warnings: the first at once, then one summary per period."""
+
+    period_s: float = LOG_EVERY_S
+    _last: dict[str, float] = field(default_factory=dict)
+    _held: dict[str, int] = field(default_factory=dict)
+
+    def allow(self, key: str, now: float) -> int | None:
+        """None to stay quiet, else how many occurrences were held back since the last log."""
+        if now - self._last.get(key, -self.period_s) < self.period_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
+
+
+@dataclass
 class _Job:
     fn: Callable[[ModbusPort], Awaitable[object]]
     future: asyncio.Future[object] = field(
@@ -86,6 +108,9 @@ class Worker:
         self.metrics = metrics
         self.port = port or ModbusPort(conn)
         self.devices = {r.device.name: r.device for r in self.requests}
+        self.port.on_frame_error = self._frame_error
+        self.port.turnaround_s = {d.unit_id: d.turnaround_delay_s for d in self.devices.values()}
+        self._throttle = _Throttle()
         self.health = {name: DeviceHealth() for name in self.devices}
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -130,8 +155,11 @@ class Worker:
     # -- polling ---------------------------------------------------------------------
 
     async def _poll_due(self, schedule: Schedule, now: float) -> None:
+        late_s = schedule.lateness(now)  # before due() moves the ticks on
         due = schedule.due(now)
         if due:
+            if self.metrics is not None:
+                self.metrics.lateness.labels(self.conn.name).observe(late_s)
             await self._execute(due)
 
     async def _execute(self, requests: Sequence[ReadRequest]) -> None:
@@ -160,9 +188,7 @@ class Worker:
                 failures.extend(_fail_all(request, f"device answered {exc}"))
                 continue
             except ModbusError as exc:
-                self._device_failed(device, health, exc)
-                if isinstance(exc, ModbusConnectionError):
-                    self.port.close()
+                self._exchange_failed(device, health, exc)
                 failures.extend(_fail_all(request, str(exc)))
                 break
             _decode_into(request, block, readings, failures)
@@ -199,6 +225,23 @@ class Worker:
                 log.warning("device %s is back online", device.name)
             health.online = True
             self.sink.on_status(DeviceStatus(device, online=True))
+
+    def _exchange_failed(self, device: Device, health: DeviceHealth, exc: ModbusError) -> None:
+        """Blame the device, unless the port itself failed (then the link goes down)."""
+        if isinstance(exc, ModbusConnectionError) or not self.port.connected:
+            # A port that vanished mid-request shows as a timeout; its device is not at fault.
+            self.port.close()
+            self._link_down(str(exc))
+            return
+        self._device_failed(device, health, exc)
+
+    def _frame_error(self, kind: str, detail: str) -> None:
+        if self.metrics is not None:
+            self.metrics.frame_errors.labels(self.conn.name, kind).inc()
+        held = self._throttle.allow(kind, time.monotonic())
+        if held is not None:
+            more = f" ({held} more since the last report)" if held else ""
+            log.warning("%s: %s frame on the line: %s%s", self.conn.name, kind, detail, more)
 
     def _device_failed(self, device: Device, health: DeviceHealth, exc: Exception) -> None:
         health.failures += 1

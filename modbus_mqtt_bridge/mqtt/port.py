@@ -103,7 +103,10 @@ class MqttPort:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._connack = self._loop.create_future()
-        self._client.connect_timeout = timeout_s
+        if self._client.connect_timeout != timeout_s:
+            # paho refuses this setter after a lost connection (state CONNECTION_LOST), so
+            # touch it only when it changes: reconnecting with the same timeout must work.
+            self._client.connect_timeout = timeout_s
         try:
             await asyncio.wait_for(
                 self._loop.run_in_executor(None, self._open_socket), timeout_s + 1
@@ -170,7 +173,11 @@ class MqttPort:
     ) -> int:
         """Queue one message; returns its mid (acked later via on_ack when qos > 0)."""
         info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
+        # For QoS > 0 paho keeps the message and sends it after the reconnect: not a failure.
+        accepted = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+            qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN
+        )
+        if not accepted:
             raise MqttError(f"publish to {topic!r} failed: {paho.error_string(info.rc)}")
         return info.mid
 

@@ -1,12 +1,13 @@
 """Every Prometheus metric of the bridge and the side-car, defined in one place.
 
 Labels name devices and connections, never values. Each process registers its own
-set in a fresh CollectorRegistry so tests can run several in one interpreter.
+set in a fresh CollectorRegistry so tests can run several in one interpreter. Counters
+are declared without `_total`: prometheus_client appends it in the exposition.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -15,6 +16,7 @@ class BridgeMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, memory, open fds
         self.requests = Counter(
             "modbus_bridge_requests",
             "Modbus requests by device, function code and result",
@@ -76,12 +78,29 @@ class BridgeMetrics:
         self.broker_connected = Gauge(
             "modbus_bridge_broker_connected", "1 while connected to the broker", registry=r
         )
+        self.frame_errors = Counter(
+            "modbus_bridge_frame_errors",
+            "Damaged or stray frames on an RTU line, by kind (crc, partial, garbage, late)",
+            ["connection", "kind"],
+            registry=r,
+        )
+        self.loop_lag = Gauge(
+            "modbus_bridge_event_loop_lag_seconds",
+            "How late the main loop's last heartbeat woke up (a busy or blocked loop)",
+            registry=r,
+        )
+        self.discovery_published = Counter(
+            "modbus_bridge_discovery_messages",
+            "Home Assistant discovery messages published",
+            registry=r,
+        )
 
 
 class ForwarderMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, memory, open fds
         self.outbox_depth = Gauge(
             "modbus_forwarder_outbox_readings", "Readings waiting in the outbox", registry=r
         )
@@ -92,7 +111,7 @@ class ForwarderMetrics:
             registry=r,
         )
         self.dead_letters = Counter(
-            "modbus_forwarder_dead_letters", "Readings the API rejected with 422", registry=r
+            "modbus_forwarder_dead_letters", "Readings the API rejected for good (422)", registry=r
         )
         self.delivery_latency = Histogram(
             "modbus_forwarder_delivery_latency_seconds",
@@ -107,4 +126,23 @@ class ForwarderMetrics:
         )
         self.broker_connected = Gauge(
             "modbus_forwarder_broker_connected", "1 while connected to the broker", registry=r
+        )
+        self.ignored = Counter(
+            "modbus_forwarder_messages_ignored",
+            "Messages that are not readings for Laravel (status/command topics, bad JSON...)",
+            ["reason"],
+            registry=r,
+        )
+        self.delivered = Counter(
+            "modbus_forwarder_readings_delivered", "Readings the API stored (2xx)", registry=r
+        )
+        self.paused = Gauge(
+            "modbus_forwarder_delivery_paused",
+            "1 while delivery is paused because the API refuses the token or endpoint",
+            registry=r,
+        )
+        self.outbox_full = Gauge(
+            "modbus_forwarder_outbox_full",
+            "1 while the outbox is full and new readings are left at the broker",
+            registry=r,
         )

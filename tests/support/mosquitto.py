@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -25,6 +27,9 @@ class Mosquitto:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             f"allow_anonymous {'true' if anonymous else 'false'}\n"
+            # as root, mosquitto drops to user "mosquitto", which cannot write our 0700
+            # temp dir: persistence would silently fail. Stay the user we are.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
             "persistence true\n"
             f"persistence_location {self.dir}/\n"
             "max_queued_messages 1000000\n"
@@ -40,11 +45,10 @@ class Mosquitto:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.binary, "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=(self.dir / "mosquitto.log").open("ab"),
-        )
+        with (self.dir / "mosquitto.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=log
+            )
         wait_until(lambda: port_open(self.port), 10, f"mosquitto on port {self.port}")
 
     def stop(self) -> None:

@@ -1,8 +1,9 @@
-"""The project's simulator serving a config's TCP devices from a background thread."""
+"""The project's simulator serving a config's devices (TCP, or RTU on a pty) from a thread."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from modbus_mqtt_bridge.config.model import Config
@@ -13,14 +14,17 @@ from .threads import LoopThread
 
 
 class SimThread:
-    def __init__(self, config: Config, changing: bool = False) -> None:
+    def __init__(
+        self, config: Config, changing: bool = False, serial: Mapping[str, str] | None = None
+    ) -> None:
         self.config = config
         self.sim = Simulator(config, changing=changing)
+        self.serial = dict(serial or {})  # rtu connection -> the simulator's end of its line
         self.runner: LoopThread | None = None
 
     def start(self) -> SimThread:
         async def main(stop: asyncio.Event) -> None:
-            await serve(self.config, stop, sim=self.sim, refresh_s=3600)
+            await serve(self.config, stop, sim=self.sim, refresh_s=3600, serial=self.serial)
 
         self.runner = LoopThread(main, "simulator").start()
         for conn in self.config.connections:
@@ -28,6 +32,8 @@ class SimThread:
                 wait_until(
                     lambda c=conn: port_open(int(c.port or 502)), 10, f"simulator {conn.name}"
                 )
+            else:
+                wait_until(lambda c=conn: c.name in self.sim.serving, 10, f"simulator {conn.name}")
         return self
 
     def call(self, fn: Any) -> Any:

@@ -11,6 +11,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from .ports import wait_until
 
@@ -31,20 +33,34 @@ class Received:
 
 
 class Subscriber:
-    def __init__(self, port: int, topics: list[str] | str = "#", v5: bool = True) -> None:
+    def __init__(
+        self,
+        port: int,
+        topics: list[str] | str = "#",
+        v5: bool = True,
+        persistent_id: str | None = None,
+    ) -> None:
+        """persistent_id: a fixed client id with a broker-side session that outlives
+        disconnects and broker restarts, so nothing published meanwhile is missed."""
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self.client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"test-sub-{uuid.uuid4().hex[:8]}",
+            client_id=persistent_id or f"test-sub-{uuid.uuid4().hex[:8]}",
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
         )
+        self.client.reconnect_delay_set(0.1, 0.5)
         self.topics = [topics] if isinstance(topics, str) else topics
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *_a: self._subscribed.set()
-        self.client.connect("127.0.0.1", port)
+        if persistent_id and v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 600
+            self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        else:
+            self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         if not self._subscribed.wait(10):
             raise AssertionError("test subscriber did not get its SUBACK")

@@ -1,0 +1,1 @@
+"""Write commands: parse (pure) -> check (pure) -> execute through the connection's worker."""

@@ -1,0 +1,211 @@
+"""Delivery against a scripted HTTP transport: wire format, order per key, gate, batch fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modbus_mqtt_bridge.forward.delivery import Delivery, Endpoints
+from modbus_mqtt_bridge.forward.laravel import Item, parse_message
+from modbus_mqtt_bridge.forward.outbox import AsyncOutbox, Outbox
+from modbus_mqtt_bridge.forward.retry import Backoff, RetryPolicy
+from modbus_mqtt_bridge.forward.service import Target, http_client
+from modbus_mqtt_bridge.observe.metrics import ForwarderMetrics
+
+API = "http://api.test/api/readings"
+BATCH = "http://api.test/api/readings/batch"
+TOKEN = "s3cret-token-value"
+FAST = RetryPolicy(api=Backoff(0.05, 0.2), pause_s=0.2, retry_after_slack_s=0.0)
+Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+def reading(i: int, parameter: str = "Current", device_id: int = 1) -> Item:
+    payload = {
+        "value": i,
+        "unit": "A",
+        "ts": f"2025-07-08T16:{i // 60:02d}:{i % 60:02d}.000Z",
+        "device_id": device_id,
+        "parameter": parameter,
+        "register_address": 40005,
+        "data_type": "float",
+        "description": f"r{i}",
+    }
+    parsed = parse_message("p/d/r", json.dumps(payload).encode(), False)
+    assert isinstance(parsed, Item)
+    return parsed
+
+
+def created(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(201, json={"id": 1}, request=request)
+
+
+def deliver(
+    tmp_path: Path,
+    items: list[Item],
+    handler: Handler,
+    *,
+    batch: bool = False,
+    concurrency: int = 4,
+    until: Callable[[Outbox], bool] = lambda o: o.depth == 0,
+    timeout: float = 10.0,
+) -> Outbox:
+    """Run delivery over `items` until `until(outbox)` holds; return the outbox."""
+    outbox = Outbox(tmp_path / "outbox.db", 1000)
+    outbox.add(items)
+    endpoints = Endpoints(API, BATCH if batch else None, 10, concurrency, 5.0)
+
+    async def main() -> None:
+        store = AsyncOutbox(outbox)
+        target = Target(endpoints, TOKEN)
+        async with http_client(target, httpx.MockTransport(handler)) as client:
+            stop = asyncio.Event()
+            delivery = Delivery(endpoints, store, client, ForwarderMetrics(), FAST)
+            task = asyncio.create_task(delivery.run(stop))
+            deadline = time.monotonic() + timeout
+            while not until(outbox) and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # the condition lives in SQLite, not in an Event
+            stop.set()
+            await task
+
+    asyncio.run(main())
+    return outbox
+
+
+def test_each_post_carries_the_headers_and_the_exact_body(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return created(request)
+
+    item = reading(7)
+    deliver(tmp_path, [item], handler)
+    (request,) = seen
+    assert str(request.url) == API
+    assert request.method == "POST"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["idempotency-key"] == item.idempotency_key
+    assert request.content.decode() == item.body
+
+
+def test_concurrent_requests_keep_order_per_key(tmp_path: Path) -> None:
+    order: dict[str, list[int]] = {}
+    in_flight, most = 0, 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        body = json.loads(request.content)
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(random.uniform(0, 0.004))  # interleave the answers
+        in_flight -= 1
+        order.setdefault(body["parameter"], []).append(body["value"])
+        return created(request)
+
+    items = [
+        reading(i, ("Current", "Frequency", "Active Power", "Voltage")[i % 4]) for i in range(80)
+    ]
+    deliver(tmp_path, items, handler, concurrency=3)
+    assert sum(len(v) for v in order.values()) == 80
+    assert all(values == sorted(values) for values in order.values()), order
+    assert most == 3, f"at most {most} requests in flight"
+
+
+def test_a_rejected_batch_is_resent_singly_and_only_the_bad_one_dead_letters(
+    tmp_path: Path,
+) -> None:
+    paths: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        body = json.loads(request.content)
+        bad = any(r["device_id"] == 99 for r in body.get("readings", [body]))
+        if bad:
+            return httpx.Response(422, json={"message": "The given data was invalid."})
+        return created(request)
+
+    items = [reading(i) for i in range(5)] + [reading(5, device_id=99)] + [reading(6)]
+    outbox = deliver(tmp_path, items, handler, batch=True)
+    assert paths[0] == "/api/readings/batch"
+    assert paths.count("/api/readings") == 7  # the batch's seven, one by one
+    (dead,) = outbox.dead_letters()
+    assert json.loads(dead.entry.body)["device_id"] == 99
+    assert dead.status == 422
+    assert outbox.depth == 0
+
+
+def test_retry_after_holds_every_request_back(tmp_path: Path) -> None:
+    times: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        times.append(time.monotonic())
+        if len(times) == 1:
+            return httpx.Response(429, headers={"Retry-After": "0.5"}, json={"message": "Too Many"})
+        return created(request)
+
+    deliver(tmp_path, [reading(1), reading(2, "Frequency")], handler, concurrency=1)
+    assert len(times) == 3
+    assert times[1] - times[0] >= 0.5
+
+
+def test_unreachable_api_backs_off(tmp_path: Path) -> None:
+    times: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        times.append(time.monotonic())
+        if len(times) < 4:
+            raise httpx.ConnectError("refused", request=request)
+        return created(request)
+
+    deliver(tmp_path, [reading(1)], handler)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) == 4
+    assert all(gap >= 0.02 for gap in gaps), gaps  # never hammered
+
+
+def test_html_and_redirects_are_not_verdicts(tmp_path: Path) -> None:
+    answers = [
+        httpx.Response(302, headers={"Location": "http://api.test/login"}),
+        httpx.Response(200, headers={"Content-Type": "text/html"}, text="<html>login</html>"),
+    ]
+    urls: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        return answers.pop(0) if answers else created(request)
+
+    outbox = deliver(tmp_path, [reading(1)], handler)
+    assert urls == [API, API, API], "a redirect is never followed"
+    assert outbox.dead_letters() == []
+
+
+def test_401_pauses_loudly_once_keeps_everything_and_never_logs_the_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(401, json={"message": "Unauthenticated."})
+
+    caplog.set_level(logging.DEBUG)
+    items = [reading(i, ("Current", "Frequency")[i % 2]) for i in range(6)]
+    outbox = deliver(tmp_path, items, handler, until=lambda _o: calls >= 6, timeout=5)
+    assert outbox.depth == 6
+    assert calls >= 6, "paused delivery keeps probing"
+    paused = [r for r in caplog.records if "delivery PAUSED" in r.getMessage()]
+    assert len(paused) == 1
+    assert paused[0].levelno == logging.ERROR
+    assert all(TOKEN not in r.getMessage() for r in caplog.records)

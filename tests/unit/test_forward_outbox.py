@@ -1,0 +1,153 @@
+"""The outbox on a real SQLite file: order per key, the bound, dead letters, surviving reopen."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modbus_mqtt_bridge.forward.laravel import Item, parse_message
+from modbus_mqtt_bridge.forward.outbox import Entry, Outbox, plan_jobs
+
+
+def make(i: int, key: str = "A") -> Item:
+    payload = {
+        "value": i,
+        "ts": f"2025-07-08T16:{i // 60 % 60:02d}:{i % 60:02d}.000Z",
+        "device_id": 1,
+        "parameter": key,
+    }
+    parsed = parse_message("p/d/r", json.dumps(payload).encode(), False)
+    assert isinstance(parsed, Item)
+    return parsed
+
+
+def values(entries: list[Entry]) -> list[int]:
+    return [json.loads(e.body)["value"] for e in entries]
+
+
+def keys_of(jobs: list[list[Entry]]) -> list[set[str]]:
+    return [{e.key for e in job} for job in jobs]
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    return Outbox(tmp_path / "outbox.db", max_items=100)
+
+
+def test_single_requests_take_one_head_per_free_key(outbox: Outbox) -> None:
+    outbox.add([make(0, "A"), make(1, "A"), make(2, "B"), make(3, "C"), make(4, "B")])
+    jobs = outbox.take(jobs=4, per_job=1, busy=())
+    assert [values(j) for j in jobs] == [[0], [2], [3]]  # one per key, oldest first
+
+
+def test_a_busy_key_holds_back_all_its_entries(outbox: Outbox) -> None:
+    outbox.add([make(0, "A"), make(1, "A"), make(2, "B")])
+    assert [values(j) for j in outbox.take(4, 1, busy={"1|A"})] == [[2]]
+
+
+def test_batches_keep_a_key_in_one_job_in_order(outbox: Outbox) -> None:
+    outbox.add([make(i, "AB"[i % 2]) for i in range(6)] + [make(9, "C")])
+    jobs = outbox.take(jobs=2, per_job=3, busy=())
+    assert values(jobs[0]) == [0, 1, 2]  # A, B, A: full
+    assert keys_of(jobs) == [{"1|A", "1|B"}, {"1|C"}]  # later A/B wait: their job was full
+
+
+def test_plan_jobs_never_lets_a_later_entry_pass_an_earlier_one() -> None:
+    entries = [Entry(i, k, "{}", str(i), 0) for i, k in enumerate("AABACBBA")]
+    for per_job in (1, 2, 3):
+        jobs = plan_jobs(entries, jobs=3, per_job=per_job, busy={"C"})
+        taken = {e.id for job in jobs for e in job}
+        for key in "AB":
+            ids = [e.id for e in entries if e.key == key]
+            # what is taken of a key is a prefix of its queue
+            assert [i for i in ids if i in taken] == ids[: len([i for i in ids if i in taken])]
+
+
+def test_done_deletes_and_depth_follows(outbox: Outbox) -> None:
+    outbox.add([make(i, "AB"[i % 2]) for i in range(4)])
+    assert outbox.depth == 4
+    first = outbox.take(4, 1, ())
+    outbox.done([job[0].id for job in first])
+    assert outbox.depth == 2
+    assert [values(j) for j in outbox.take(4, 1, ())] == [[2], [3]]
+
+
+def test_bounded_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", max_items=3)
+    added = outbox.add([make(i) for i in range(5)])
+    assert (added.consumed, added.stored, outbox.depth, outbox.room) == (3, 3, 3, 0)
+    assert outbox.add([make(9)]).consumed == 0
+    outbox.done([outbox.take(1, 1, ())[0][0].id])
+    assert outbox.add([make(3), make(4)]).consumed == 1  # the oldest data stays
+
+
+def test_redelivered_reading_is_stored_once(outbox: Outbox) -> None:
+    added = outbox.add([make(1), make(1), make(2)])
+    assert (added.consumed, added.stored, outbox.depth) == (3, 2, 2)
+
+
+def test_dead_letter_keeps_body_and_answer(outbox: Outbox) -> None:
+    outbox.add([make(1), make(2, "B")])
+    bad = outbox.take(1, 1, ())[0]
+    outbox.dead_letter(bad, 422, "HTTP 422: invalid", '{"message":"invalid"}')
+    assert outbox.depth == 1
+    (row,) = outbox.dead_letters()
+    assert row.entry.body == bad[0].body
+    assert (row.status, row.reason, row.response) == (
+        422,
+        "HTTP 422: invalid",
+        '{"message":"invalid"}',
+    )
+
+
+def test_survives_reopen_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    first = Outbox(path, 100)
+    first.add([make(i, "AB"[i % 2]) for i in range(6)])
+    first.done([first.take(1, 1, ())[0][0].id])
+    first.close()
+    again = Outbox(path, 100)
+    assert again.depth == 5
+    assert values(again.take(1, 10, ())[0]) == [1, 2, 3, 4, 5]
+
+
+def test_committed_rows_survive_kill_9(tmp_path: Path) -> None:
+    """A process that commits, reports, and is SIGKILLed before closing loses nothing."""
+    path = tmp_path / "o.db"
+    script = (
+        "import os, sys, signal, json\n"
+        "from modbus_mqtt_bridge.forward.outbox import Outbox\n"
+        "from tests.unit.test_forward_outbox import make\n"
+        f"o = Outbox({str(path)!r}, 1000)\n"
+        "for n in range(10): o.add([make(n * 10 + i) for i in range(10)])\n"
+        "print('committed', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+    assert proc.returncode == -9 and "committed" in proc.stdout, proc.stderr
+    again = Outbox(path, 1000)
+    assert again.depth == 100
+    assert values(again.take(1, 100, ())[0]) == list(range(100))
+
+
+def test_a_late_redelivery_of_a_delivered_reading_is_dropped(outbox: Outbox) -> None:
+    outbox.add([make(1), make(2, "B")])
+    outbox.done([job[0].id for job in outbox.take(2, 1, ())])
+    assert outbox.depth == 0
+    added = outbox.add([make(1), make(3)])  # the broker sends 1 again after a lost ack
+    assert (added.consumed, added.stored) == (2, 1)
+    assert [values(j) for j in outbox.take(2, 1, ())] == [[3]]
