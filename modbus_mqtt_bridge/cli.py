@@ -68,8 +68,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> Config:
+    from .systemd import credentials_env  # noqa: PLC0415
+
     path = resolve_config_path(args.config, os.environ)
-    config = load_config(path)
+    # systemd LoadCredential= secrets fill LARAVEL_API_TOKEN / MQTT_PASSWORD when unset
+    config = load_config(path, env=credentials_env())
     setup_logging(config.logging, args.log_level)
     return config
 

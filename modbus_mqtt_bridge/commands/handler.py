@@ -63,7 +63,7 @@ class CommandHandler:
     def attach(self) -> None:
         """Subscribe to both command topic shapes (kept across reconnects by the publisher)."""
         for topic_filter in topics.command_subscriptions(self.config.site):
-            self.publisher.subscribe(topic_filter, self.on_message)
+            self.publisher.subscribe(topic_filter, self.on_message, retain_as_published=True)
 
     def on_message(self, message: Message) -> None:
         target = topics.parse_command(self.config.site, message.topic)

@@ -258,8 +258,12 @@ class Worker:
         except ModbusError as exc:
             self._link_failures += 1
             self._link_down(str(exc))
+            # a command must not wait out the backoff: it is answered "down" now
+            self._fail_pending_jobs(f"connection {self.conn.name} is down: {exc}")
             await self._sleep_until(
-                asyncio.get_running_loop().time() + backoff_delay(self._link_failures), stop
+                asyncio.get_running_loop().time() + backoff_delay(self._link_failures),
+                stop,
+                wake_on_jobs=False,
             )
             return False
         if self._link_failures:
@@ -283,31 +287,37 @@ class Worker:
             if job.future.done():
                 continue
             try:
-                job.future.set_result(await job.fn(self.port))
+                result = await job.fn(self.port)
             except Exception as exc:
-                job.future.set_exception(exc)
+                if not job.future.done():  # the waiting command may have given up
+                    job.future.set_exception(exc)
+            else:
+                if not job.future.done():
+                    job.future.set_result(result)
 
-    def _fail_pending_jobs(self) -> None:
+    def _fail_pending_jobs(self, reason: str = "bridge is stopping") -> None:
         while not self._jobs.empty():
             job = self._jobs.get_nowait()
             if not job.future.done():
-                job.future.set_exception(ModbusConnectionError("bridge is stopping"))
+                job.future.set_exception(ModbusConnectionError(reason))
 
-    async def _sleep_until(self, deadline: float, stop: asyncio.Event) -> None:
-        """Sleep until deadline, a write job, or stop — whichever comes first."""
+    async def _sleep_until(
+        self, deadline: float, stop: asyncio.Event, *, wake_on_jobs: bool = True
+    ) -> None:
+        """Sleep until deadline, a write job (unless the link is down), or stop."""
         timeout = deadline - asyncio.get_running_loop().time()
-        if timeout <= 0 or not self._jobs.empty():
+        if timeout <= 0 or (wake_on_jobs and not self._jobs.empty()):
             return
         self._wake.clear()
         stop_wait = asyncio.ensure_future(stop.wait())
-        wake_wait = asyncio.ensure_future(self._wake.wait())
+        waits = {stop_wait}
+        if wake_on_jobs:
+            waits.add(asyncio.ensure_future(self._wake.wait()))
         try:
-            await asyncio.wait(
-                {stop_wait, wake_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stop_wait.cancel()
-            wake_wait.cancel()
+            for waiter in waits:
+                waiter.cancel()
 
 
 def _fail_all(request: ReadRequest, error: str) -> list[ReadFailure]:

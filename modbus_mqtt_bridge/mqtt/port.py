@@ -181,9 +181,13 @@ class MqttPort:
             raise MqttError(f"publish to {topic!r} failed: {paho.error_string(info.rc)}")
         return info.mid
 
-    def subscribe(self, topic: str, qos: int = 1) -> None:
+    def subscribe(self, topic: str, qos: int = 1, *, retain_as_published: bool = False) -> None:
+        """retain_as_published (MQTT 5): keep the retain flag on live messages too, so a
+        command published retained is recognised as such even while we are connected."""
         if self._v5:
-            options = SubscribeOptions(qos=qos, noLocal=False)
+            options = SubscribeOptions(
+                qos=qos, noLocal=False, retainAsPublished=retain_as_published
+            )
             rc, _ = self._client.subscribe(topic, options=options)
         else:
             rc, _ = self._client.subscribe(topic, qos=qos)

@@ -58,24 +58,31 @@ class Publisher:
         self._drain_wake = asyncio.Event()
         self._acked: list[int] = []
         self._topic_cache: dict[tuple[str, str], str] = {}
-        self._subscriptions: list[tuple[str, int, OnMessage]] = []
+        self._subscriptions: list[tuple[str, int, OnMessage, bool]] = []
         self._connect_callbacks: list[Callable[[], None]] = []
         self.port.on_message = self._dispatch
 
     # -- extensions: command handling, discovery ... subscribe through the publisher ----
 
-    def subscribe(self, topic_filter: str, handler: OnMessage, qos: int = 1) -> None:
+    def subscribe(
+        self,
+        topic_filter: str,
+        handler: OnMessage,
+        qos: int = 1,
+        *,
+        retain_as_published: bool = False,
+    ) -> None:
         """Route messages matching topic_filter to handler; re-subscribed on every connect."""
-        self._subscriptions.append((topic_filter, qos, handler))
+        self._subscriptions.append((topic_filter, qos, handler, retain_as_published))
         if self.port.connected:
-            self.port.subscribe(topic_filter, qos)
+            self.port.subscribe(topic_filter, qos, retain_as_published=retain_as_published)
 
     def on_connected(self, callback: Callable[[], None]) -> None:
         """Call back after every (re)connect, once the bridge is announced online."""
         self._connect_callbacks.append(callback)
 
     def _dispatch(self, message: Message) -> None:
-        for topic_filter, _qos, handler in self._subscriptions:
+        for topic_filter, _qos, handler, _rap in self._subscriptions:
             if topic_matches(topic_filter, message.topic):
                 try:
                     handler(message)
@@ -196,13 +203,17 @@ class Publisher:
             await self._shutdown()
 
     def _on_connected(self) -> None:
-        self.port.publish(topics.bridge_status(self.site), "online", qos=1, retain=True)
-        for status in self.statuses.values():
-            self._publish_status(status)
-        for topic_filter, qos, _handler in self._subscriptions:
-            self.port.subscribe(topic_filter, qos)
-        for callback in self._connect_callbacks:
-            callback()
+        try:
+            self.port.publish(topics.bridge_status(self.site), "online", qos=1, retain=True)
+            for status in self.statuses.values():
+                self._publish_status(status)
+            for topic_filter, qos, _handler, rap in self._subscriptions:
+                self.port.subscribe(topic_filter, qos, retain_as_published=rap)
+            for callback in self._connect_callbacks:
+                callback()
+        except MqttError as exc:
+            # the link dropped again right away; the run loop sees it and reconnects
+            log.warning("broker connection lost while announcing: %s", exc)
         # rows handed to paho before the drop are re-sent by paho itself; continue after them
         self.connected_event.set()
         self._set_connected_metric(1)

@@ -39,35 +39,33 @@ def _all_types_yaml(mqtt_url: str, modbus_port: int) -> str:
         for type_name, _ in TYPED_VALUES:
             name = f"{type_name}_{byte_order[0]}{word_order[0]}"
             registers.append(
-                f"      - {{name: {name}, table: holding, address: {address}, type: {type_name},"
+                f"  - {{name: {name}, table: holding, address: {address}, type: {type_name},"
                 f" byte_order: {byte_order}, word_order: {word_order}, unit: U,"
                 f" description: 'a {type_name}'}}"
             )
             address += 4
     registers += [
-        "      - {name: coil0, address: 00001, type: bool}",
-        "      - {name: input_bit, address: 10003, type: bool}",
-        "      - {name: flag, table: holding, address: 200, type: bool, bit: 3}",
-        "      - {name: label, table: holding, address: 210, type: string, length: 4}",
-        "      - {name: scaled, address: 30001, type: int16, scale: 0.1, offset: -40, unit: °C}",
-        "      - {name: legacy_float, parameter: Voltage (L-N), address: 30010, type: float,"
+        "  - {name: coil0, address: 00001, type: bool}",
+        "  - {name: input_bit, address: 10003, type: bool}",
+        "  - {name: flag, table: holding, address: 200, type: bool, bit: 3}",
+        "  - {name: label, table: holding, address: 210, type: string, length: 2}",
+        "  - {name: scaled, address: 30001, type: int16, scale: 0.1, offset: -40, unit: °C}",
+        "  - {name: legacy_float, parameter: Voltage (L-N), address: 30010, type: float,"
         " unit: V, description: Line to Neutral Voltage}",
     ]
-    body = "\n".join(registers)
-    return f"""
-        site: plant1
-        mqtt: {{url: "{mqtt_url}", qos: 1, retain: true}}
-        connections:
-          - {{name: lan, type: tcp, host: 127.0.0.1, port: {modbus_port}, timeout: 1}}
-        devices:
-          - name: meter1
-            id: 7
-            connection: lan
-            unit: 3
-            interval: 500ms
-            registers:
-{body}
-        """
+    header = f"""site: plant1
+mqtt: {{url: "{mqtt_url}", qos: 1, retain: true}}
+connections:
+  - {{name: lan, type: tcp, host: 127.0.0.1, port: {modbus_port}, timeout: 1}}
+devices:
+- name: meter1
+  id: 7
+  connection: lan
+  unit: 3
+  interval: 500ms
+  registers:
+"""
+    return header + "\n".join("  " + line for line in registers) + "\n"
 
 
 @pytest.fixture

@@ -32,13 +32,14 @@ class BridgeProcess:
 
     def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.log = cwd / "bridge.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modbus_mqtt_bridge", *args],
-            cwd=cwd,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
+        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "modbus_mqtt_bridge", *args],
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

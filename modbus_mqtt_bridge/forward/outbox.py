@@ -1,0 +1,303 @@
+"""The outbox: readings on disk (SQLite, WAL) from the broker's ack until the API's 2xx.
+
+Durability. A batch of readings is committed with `synchronous=FULL` before the broker
+gets its PUBACKs, so an acked reading survives kill -9 *and* power loss (on a disk that
+honours fsync). Deletes and dead-letter moves run with `synchronous=NORMAL`, which in WAL
+mode is still safe against a process crash; a power cut can at worst undo a delete, and
+that reading is then sent again (at least once, never lost). Group commits make the fsync
+cost one per batch, not one per reading.
+
+Bound. `max_items` readings at most; the policy is *refuse*: `add` takes only what fits
+and the caller leaves the rest unacknowledged at the broker (which keeps them in the
+persistent session, up to its own `max_queued_messages`). Nothing already accepted is
+ever dropped, so the oldest data is never silently replaced by newer data.
+
+Order. Entries leave in arrival order per key (device_id|parameter): `take` never hands
+out an entry while an older entry of its key is queued behind a busy key or another job.
+
+One outbox file per side-car: two processes sharing one would send the same rows twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import BridgeError
+from .laravel import Item
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,           -- rowid: arrival order
+    key TEXT NOT NULL,                -- device_id|parameter
+    body TEXT NOT NULL,               -- the exact POST body
+    idem TEXT NOT NULL UNIQUE,        -- Idempotency-Key; a broker redelivery is stored once
+    ts_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delivered (  -- recent 2xx keys: a late broker redelivery is dropped
+    id INTEGER PRIMARY KEY,
+    idem TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    idem TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    status INTEGER,                   -- the HTTP status that condemned it
+    reason TEXT NOT NULL,
+    response TEXT,                    -- the API's answer body, for the operator
+    failed_at REAL NOT NULL           -- unix time
+);
+"""
+
+_SQL_VARS = 500  # stay far below SQLite's bound variables limit per statement
+REMEMBER_DELIVERED = 100_000  # keys of delivered readings kept to drop redeliveries
+
+_INSERT = """
+INSERT OR IGNORE INTO outbox (key, body, idem, ts_ms)
+SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM delivered WHERE idem = ?)
+"""
+
+
+class OutboxError(BridgeError):
+    """The outbox file cannot be opened or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One queued reading."""
+
+    id: int
+    key: str
+    body: str
+    idempotency_key: str
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    entry: Entry
+    status: int | None
+    reason: str
+    response: str | None
+    failed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    consumed: int  # items taken from the front of the input; the rest did not fit
+    stored: int  # of those, new rows (the others were already queued: redeliveries)
+
+
+class Outbox:
+    """Synchronous outbox; use from one thread at a time (AsyncOutbox gives it its own)."""
+
+    def __init__(self, path: str | Path, max_items: int) -> None:
+        self.path = str(path)
+        self.max_items = max_items
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")  # an operator's sqlite3 shell
+            self._db.executescript(_SCHEMA)
+            self.depth = int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
+
+    @property
+    def room(self) -> int:
+        return max(0, self.max_items - self.depth)
+
+    def add(self, items: Sequence[Item]) -> Added:
+        """Store as many items as fit, in one fsynced transaction."""
+        taken = items[: self.room]
+        if not taken:
+            return Added(0, 0)
+        rows = [(i.key, i.body, i.idempotency_key, i.ts_ms, i.idempotency_key) for i in taken]
+        before = self._db.total_changes
+        self._db.execute("PRAGMA synchronous=FULL")  # the broker's ack depends on this commit
+        try:
+            with self._transaction():
+                self._db.executemany(_INSERT, rows)
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        stored = self._db.total_changes - before
+        self.depth += stored
+        return Added(len(taken), stored)
+
+    def take(self, jobs: int, per_job: int, busy: Collection[str]) -> list[list[Entry]]:
+        """Up to `jobs` lists of up to `per_job` entries whose keys are free (see plan_jobs)."""
+        if jobs <= 0 or self.depth == 0:
+            return []
+        window = max(256, 2 * jobs * per_job)
+        cursor = self._db.execute(
+            "SELECT id, key, body, idem, ts_ms FROM outbox ORDER BY id LIMIT ?", (window,)
+        )
+        return plan_jobs([Entry(*row) for row in cursor], jobs, per_job, busy)
+
+    def done(self, ids: Sequence[int]) -> None:
+        """Delivered: forget them, but remember their keys for a while (see `add`)."""
+        with self._transaction():
+            for chunk in _chunks(ids):
+                remember = "INSERT OR IGNORE INTO delivered (idem) SELECT idem FROM outbox"
+                self._db.execute(f"{remember} WHERE id IN ({_marks(chunk)})", chunk)
+            removed = self._delete(ids)
+            self._db.execute(
+                "DELETE FROM delivered WHERE id <= (SELECT max(id) FROM delivered) - ?",
+                (REMEMBER_DELIVERED,),
+            )
+        self.depth -= removed
+
+    def dead_letter(
+        self, entries: Sequence[Entry], status: int | None, reason: str, response: str | None
+    ) -> None:
+        """Rejected for good: keep them with the answer, out of the delivery queue."""
+        now = time.time()
+        rows = [
+            (e.key, e.body, e.idempotency_key, e.ts_ms, status, reason, response, now)
+            for e in entries
+        ]
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO dead_letter (key, body, idem, ts_ms, status, reason, response,"
+                " failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            removed = self._delete([e.id for e in entries])
+        self.depth -= removed
+
+    def dead_letters(self) -> list[DeadLetterRow]:
+        cursor = self._db.execute(
+            "SELECT id, key, body, idem, ts_ms, status, reason, response, failed_at"
+            " FROM dead_letter ORDER BY id"
+        )
+        return [DeadLetterRow(Entry(*row[:5]), *row[5:]) for row in cursor]
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the main file and close."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._db.close()
+
+    def _delete(self, ids: Sequence[int]) -> int:
+        removed = 0
+        for chunk in _chunks(ids):
+            sql = f"DELETE FROM outbox WHERE id IN ({_marks(chunk)})"  # noqa: S608
+            removed += self._db.execute(sql, chunk).rowcount
+        return removed
+
+    def _transaction(self) -> AbstractContextManager[None]:
+        return _transaction(self._db)
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i : i + _SQL_VARS] for i in range(0, len(ids), _SQL_VARS)]
+
+
+def _marks(chunk: Sequence[int]) -> str:
+    """Placeholders only: values are always bound, never formatted into the SQL."""
+    return ",".join("?" * len(chunk))
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error; SQLite errors become OutboxError."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise OutboxError(f"outbox write failed: {exc}") from exc
+
+
+def plan_jobs(
+    entries: Sequence[Entry], jobs: int, per_job: int, busy: Collection[str]
+) -> list[list[Entry]]:
+    """Group entries (oldest first) into at most `jobs` requests of at most `per_job`.
+
+    A key belongs to one job only, and once one entry of a key is left behind (its key is
+    busy in flight, or its job is full), every later entry of that key is left behind too:
+    that is what keeps order per key with several requests in flight.
+    """
+    blocked = set(busy)
+    owner: dict[str, list[Entry]] = {}
+    planned: list[list[Entry]] = []
+    for entry in entries:
+        if entry.key in blocked:
+            continue
+        job = owner.get(entry.key) or _open_job(planned, jobs, per_job)
+        if job is None or len(job) >= per_job:
+            blocked.add(entry.key)
+            continue
+        job.append(entry)
+        owner[entry.key] = job
+    return planned
+
+
+def _open_job(planned: list[list[Entry]], jobs: int, per_job: int) -> list[Entry] | None:
+    """The job a new key joins: the last one while it has room, else a new one if allowed."""
+    if planned and len(planned[-1]) < per_job:
+        return planned[-1]
+    if len(planned) < jobs:
+        planned.append([])
+        return planned[-1]
+    return None
+
+
+class AsyncOutbox:
+    """The outbox on its own thread, so SQLite (and its fsync) never blocks the event loop."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.sync = outbox
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+
+    @property
+    def depth(self) -> int:
+        return self.sync.depth
+
+    @property
+    def room(self) -> int:
+        return self.sync.room
+
+    async def add(self, items: Sequence[Item]) -> Added:
+        return await self._run(lambda: self.sync.add(items))
+
+    async def take(self, jobs: int, per_job: int, busy: Collection[str]) -> list[list[Entry]]:
+        frozen = frozenset(busy)  # the caller keeps changing its set while we run
+        return await self._run(lambda: self.sync.take(jobs, per_job, frozen))
+
+    async def done(self, ids: Sequence[int]) -> None:
+        await self._run(lambda: self.sync.done(ids))
+
+    async def dead_letter(
+        self, entries: Sequence[Entry], status: int | None, reason: str, response: str | None
+    ) -> None:
+        await self._run(lambda: self.sync.dead_letter(entries, status, reason, response))
+
+    async def close(self) -> None:
+        try:
+            await self._run(self.sync.close)
+        finally:
+            self._pool.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)

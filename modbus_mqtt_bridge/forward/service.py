@@ -1,0 +1,181 @@
+"""The `forward` service: wires intake (broker -> outbox) and delivery (outbox -> API) together.
+
+`serve` runs until its stop event is set; `run` is the process entry (signals, exit codes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from .. import __version__
+from ..config.model import Config, ForwardConfig
+from ..errors import BridgeError, ConfigError, Problem
+from ..observe.metrics import ForwarderMetrics
+from .delivery import Delivery, Endpoints
+from .intake import Intake, client_id, subscription
+from .outbox import AsyncOutbox, Outbox
+from .retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where readings go, resolved from config and the legacy environment variables."""
+
+    endpoints: Endpoints
+    token: str | None
+
+
+def resolve_target(fwd: ForwardConfig, env: Mapping[str, str]) -> Target:
+    """forward.* first, then LARAVEL_API_URL / LARAVEL_API_TOKEN; every problem at once."""
+    api_url = fwd.api_url or env.get("LARAVEL_API_URL") or ""
+    problems = [
+        Problem(path, message)
+        for path, url in (("forward.api_url", api_url), ("forward.batch_url", fwd.batch_url))
+        if (message := _url_problem(url, required=path == "forward.api_url"))
+    ]
+    if fwd.concurrency < 1:
+        problems.append(Problem("forward.concurrency", "must be at least 1"))
+    if fwd.batch_size < 1:
+        problems.append(Problem("forward.batch_size", "must be at least 1"))
+    if problems:
+        raise ConfigError(problems)
+    endpoints = Endpoints(api_url, fwd.batch_url, fwd.batch_size, fwd.concurrency, fwd.timeout_s)
+    return Target(endpoints, fwd.token or env.get("LARAVEL_API_TOKEN") or None)
+
+
+def _url_problem(url: str | None, *, required: bool) -> str | None:
+    if not url:
+        return "required (or set LARAVEL_API_URL)" if required else None
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return f"not a URL: {exc}"
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return f"{url!r} is not an http(s) URL"
+    return None
+
+
+def http_client(
+    target: Target, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """One pooled client for the life of the service: connection reuse, bounded waits.
+
+    `transport` replaces the network (tests script the API's answers with it).
+    """
+    headers = {
+        # Without Accept: application/json Laravel answers errors with HTML redirects.
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "User-Agent": f"modbus-mqtt-bridge/{__version__} (forward)",
+    }
+    if target.token:
+        headers["Authorization"] = f"Bearer {target.token}"  # "Bearer" is case-sensitive
+    n = target.endpoints.concurrency
+    return httpx.AsyncClient(
+        headers=headers,
+        timeout=httpx.Timeout(target.endpoints.timeout_s),
+        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+        follow_redirects=False,  # a redirect is an error to report, never a page to fetch
+        transport=transport,
+    )
+
+
+async def serve(
+    config: Config,
+    stop: asyncio.Event,
+    metrics: ForwarderMetrics | None = None,
+    *,
+    policy: RetryPolicy | None = None,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Deliver readings until `stop` is set; then finish in-flight requests and close."""
+    target = resolve_target(config.forward, os.environ if env is None else env)
+    metrics = metrics or ForwarderMetrics()
+    policy = policy or RetryPolicy()
+    store = AsyncOutbox(Outbox(config.forward.outbox, config.forward.outbox_max))
+    metrics.outbox_depth.set(store.depth)
+    _log_start(config, target, store)
+    try:
+        async with http_client(target) as http:
+            delivery = Delivery(target.endpoints, store, http, metrics, policy)
+            intake = Intake(config, store, metrics, policy, on_stored=delivery.notify)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(intake.run(stop), name="forward-intake")
+                tasks.create_task(delivery.run(stop), name="forward-delivery")
+    finally:
+        await store.close()
+    log.info(
+        "forward stopped: delivered %d, dead letters %d, %d left in the outbox",
+        delivery.delivered,
+        delivery.dead_lettered,
+        store.depth,
+    )
+
+
+def _log_start(config: Config, target: Target, store: AsyncOutbox) -> None:
+    ep = target.endpoints
+    log.info(
+        "forward %s -> %s%s as %s, concurrency %d; outbox %s holds %d",
+        subscription(config),
+        ep.api_url,
+        f" (batches of {ep.batch_size} to {ep.batch_url})" if ep.batch_url else "",
+        client_id(config),
+        ep.concurrency,
+        config.forward.outbox,
+        store.depth,
+    )
+    if not target.token:
+        log.warning("no API token (forward.token / LARAVEL_API_TOKEN): expect 401 and a pause")
+
+
+def run(config: Config, *, policy: RetryPolicy | None = None) -> int:
+    """Process entry: serve until SIGTERM/SIGINT; 0 clean stop, 1 failure, 2 bad config."""
+
+    quiet = logging.getLogger("httpx")
+    if quiet.level == logging.NOTSET:  # httpx logs every request at INFO: hundreds a second
+        quiet.setLevel(logging.WARNING)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, stop, policy=policy)
+
+    try:
+        asyncio.run(main())
+    except (BridgeError, ExceptionGroup) as exc:
+        return _report(exc)
+    return EXIT_OK
+
+
+def _report(exc: BaseException) -> int:
+    """Log why the service ended and choose the exit code."""
+    root = _first_error(exc)
+    if isinstance(root, ConfigError):
+        for problem in root.problems:
+            log.error("config: %s", problem)
+        return EXIT_USAGE
+    if isinstance(root, BridgeError):
+        log.error("forward failed: %s", root)
+    else:  # a bug: keep the traceback
+        log.error("forward failed", exc_info=root)
+    return EXIT_FAILURE
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The root cause inside TaskGroup's ExceptionGroup wrappers."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
