@@ -84,7 +84,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .service import run_until_signalled  # noqa: PLC0415  (keeps `validate` light)
 
     config = _load(args)
-    asyncio.run(run_until_signalled(config))
+    asyncio.run(run_until_signalled(config, reload=lambda: _load(args)))
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from .buffer import open_buffer
 from .commands.handler import CommandHandler
 from .config.model import Config
+from .errors import ConfigError
 from .modbus.worker import Worker
 from .mqtt.publisher import Publisher
 from .observe.extensions import BridgeExtensions
@@ -79,7 +80,49 @@ def install_stop_signals(stop: asyncio.Event, on_reload: Callable[[], None] | No
         loop.add_signal_handler(signal.SIGHUP, on_reload)
 
 
-async def run_until_signalled(config: Config) -> None:
+async def run_until_signalled(config: Config, reload: Callable[[], Config] | None = None) -> None:
+    """Run until SIGTERM/SIGINT. SIGHUP re-reads the config with `reload`: a valid one
+    replaces the running bridge (stopped in order, buffer kept on disk); an invalid one
+    is rejected with the same messages as `validate` and the old one keeps running."""
     stop = asyncio.Event()
-    install_stop_signals(stop)
-    await Bridge(config).run(stop)
+    generation = asyncio.Event()
+    pending: list[Config] = []
+
+    def on_stop() -> None:
+        stop.set()
+        generation.set()
+
+    def on_reload() -> None:
+        candidate = _try_reload(reload)
+        if candidate is not None:
+            pending.append(candidate)
+            generation.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_stop)
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
+    while True:
+        generation.clear()
+        await Bridge(config).run(generation)
+        if stop.is_set() or not pending:
+            return
+        config = pending.pop()
+        pending.clear()
+        log.warning("config reloaded: %d devices", len(config.devices))
+
+
+def _try_reload(reload: Callable[[], Config] | None) -> Config | None:
+    if reload is None:
+        log.warning("SIGHUP: no config file to reload")
+        return None
+    try:
+        candidate = reload()
+        build_plan(candidate)  # a config that cannot be planned is rejected too
+    except ConfigError as exc:
+        problems = "\n".join(str(p) for p in exc.problems)
+        log.error(  # noqa: TRY400  (an operator wants the problems, not a traceback)
+            "SIGHUP: new config rejected, the running one stays:\n%s", problems
+        )
+        return None
+    return candidate

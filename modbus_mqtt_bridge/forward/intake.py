@@ -75,6 +75,8 @@ class Intake:
         self._generation = 0
         self._connect_log = Throttle(60.0)
         self._full_log = Throttle(300.0)
+        # told True on every (re)connect, False on every loss (systemd status, health)
+        self.on_connection: Callable[[bool], None] = lambda _up: None
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -124,8 +126,10 @@ class Intake:
 
     async def _session(self, stop: asyncio.Event) -> None:
         self._metrics.broker_connected.set(1)
+        self.on_connection(True)
         await _first_of(stop.wait(), self.port.wait_disconnected(), self._full.wait())
         self._metrics.broker_connected.set(0)
+        self.on_connection(False)
         if stop.is_set() or self._full.is_set():
             await self._commit()  # ack what we hold before saying goodbye: fewer redeliveries
             await self.port.disconnect()

@@ -20,6 +20,7 @@ from ..errors import BridgeError, ConfigError, Problem
 from ..observe.metrics import ForwarderMetrics
 from .delivery import Delivery, Endpoints
 from .intake import Intake, client_id, subscription
+from .observe import Observed
 from .outbox import AsyncOutbox, Outbox
 from .retry import RetryPolicy
 
@@ -110,9 +111,12 @@ async def serve(
         async with http_client(target) as http:
             delivery = Delivery(target.endpoints, store, http, metrics, policy)
             intake = Intake(config, store, metrics, policy, on_stored=delivery.notify)
+            observed = Observed(config, intake, delivery, store, metrics)
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(intake.run(stop), name="forward-intake")
                 tasks.create_task(delivery.run(stop), name="forward-delivery")
+                for name, job in observed.tasks(stop):
+                    tasks.create_task(job, name=name)
     finally:
         await store.close()
     log.info(

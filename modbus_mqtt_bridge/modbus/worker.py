@@ -14,27 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from .. import codec
+from ..backoff import backoff_delay
 from ..config.model import Connection, Device
 from ..errors import CodecError, ModbusConnectionError, ModbusError, ModbusExceptionResponse
 from ..observe.metrics import BridgeMetrics
 from ..plan import ReadRequest
 from ..readings import DeviceStatus, ReadFailure, Reading
 from ..schedule import Schedule
+from . import isolate
+from .health import DeviceHealth, Throttle
 from .port import ModbusPort, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-BACKOFF_FIRST_S = 1.0
-BACKOFF_MAX_S = 60.0
-LOG_EVERY_S = 60.0  # a repeating line problem is logged at most this often per kind
 
 
 class Sink(Protocol):
@@ -45,44 +43,6 @@ class Sink(Protocol):
     ) -> None: ...
 
     def on_status(self, status: DeviceStatus) -> None: ...
-
-
-def backoff_delay(
-    failures: int, first_s: float = BACKOFF_FIRST_S, cap_s: float = BACKOFF_MAX_S
-) -> float:
-    """Capped exponential backoff with full jitter in its upper half (never a tight loop)."""
-    ceiling = min(cap_s, first_s * 2 ** max(0, failures - 1))
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311  (jitter, not crypto)
-
-
-@dataclass
-class DeviceHealth:
-    """Per-device circuit breaker: offline after a failed exchange, retried after a backoff."""
-
-    online: bool | None = None  # None: not known yet
-    failures: int = 0
-    retry_at: float = 0.0
-    last_error: str = ""
-
-    def may_try(self, now: float) -> bool:
-        return self.failures == 0 or now >= self.retry_at
-
-
-@dataclass
-class _Throttle:
-    """Rate limit for repeating warnings: the first at once, then one summary per period."""
-
-    period_s: float = LOG_EVERY_S
-    _last: dict[str, float] = field(default_factory=dict)
-    _held: dict[str, int] = field(default_factory=dict)
-
-    def allow(self, key: str, now: float) -> int | None:
-        """None to stay quiet, else how many occurrences were held back since the last log."""
-        if now - self._last.get(key, -self.period_s) < self.period_s:
-            self._held[key] = self._held.get(key, 0) + 1
-            return None
-        self._last[key] = now
-        return self._held.pop(key, 0)
 
 
 @dataclass
@@ -110,9 +70,11 @@ class Worker:
         self.devices = {r.device.name: r.device for r in self.requests}
         self.port.on_frame_error = self._frame_error
         self.port.turnaround_s = {d.unit_id: d.turnaround_delay_s for d in self.devices.values()}
-        self._throttle = _Throttle()
+        self._throttle = Throttle()
         self.health = {name: DeviceHealth() for name in self.devices}
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
+        self._splits: dict[int, isolate.Split] = {}  # id(planned request) -> its split
+        self._requests_by_id = {id(r): r for r in self.requests}
         self._wake = asyncio.Event()
         self._link_failures = 0
 
@@ -183,7 +145,7 @@ class Worker:
         for request in requests:
             await self._run_jobs()
             try:
-                block = await self._read(request)
+                await self._read_values(request, readings, failures)
             except ModbusExceptionResponse as exc:
                 failures.extend(_fail_all(request, f"device answered {exc}"))
                 continue
@@ -191,11 +153,91 @@ class Worker:
                 self._exchange_failed(device, health, exc)
                 failures.extend(_fail_all(request, str(exc)))
                 break
-            _decode_into(request, block, readings, failures)
         else:
             self._device_answered(device, health)
         if readings or failures:
             self.sink.on_tick(device, readings, failures)
+
+    async def _read_values(
+        self, request: ReadRequest, readings: list[Reading], failures: list[ReadFailure]
+    ) -> None:
+        """Read one planned request, or its good chunks once some of its values are refused."""
+        split = self._splits.get(id(request))
+        if split is None:
+            try:
+                block = await self._read(request)
+            except ModbusExceptionResponse as exc:
+                if not isolate.is_refusal(exc):
+                    raise
+                await self._isolate(request, exc, readings, failures)
+                return
+            _decode_into(request, block, readings, failures)
+            return
+        for part in split.good:
+            _decode_into(part, await self._read(part), readings, failures)
+        await self._reprobe(request, split, readings, failures)
+
+    async def _isolate(
+        self,
+        request: ReadRequest,
+        refusal: ModbusExceptionResponse,
+        readings: list[Reading],
+        failures: list[ReadFailure],
+    ) -> None:
+        now = asyncio.get_running_loop().time()
+        found = await isolate.isolate(request, self._read, refusal, now)
+        for part, block in found.blocks:
+            _decode_into(part, block, readings, failures)
+        self._splits[id(request)] = found.split
+        names = ", ".join(b.planned.register.name for b in found.split.bad)
+        log.warning(
+            "device %s refuses %s (%s); reading the rest around it, re-probing every %.0fs+",
+            request.device.name,
+            names,
+            refusal,
+            isolate.REPROBE_FIRST_S,
+        )
+        self._report_bad(request, found.split, failures)
+
+    async def _reprobe(
+        self,
+        request: ReadRequest,
+        split: isolate.Split,
+        readings: list[Reading],
+        failures: list[ReadFailure],
+    ) -> None:
+        now = asyncio.get_running_loop().time()
+        for bad in [b for b in split.bad if b.retry_at <= now]:
+            probe = isolate.sub_request(request, [bad.planned])
+            try:
+                block = await self._read(probe)
+            except ModbusExceptionResponse as exc:
+                if not isolate.is_refusal(exc):
+                    raise
+                bad.failures += 1
+                bad.retry_at = now + isolate.reprobe_delay(bad.failures)
+                continue
+            split.bad.remove(bad)
+            log.info("device %s answers %s again", request.device.name, bad.planned.register.name)
+            _decode_into(probe, block, readings, failures)
+        if not split.bad:
+            del self._splits[id(request)]  # read merged again from the next tick on
+        self._report_bad(request, split, failures)
+
+    def _report_bad(
+        self, request: ReadRequest, split: isolate.Split, failures: list[ReadFailure]
+    ) -> None:
+        ts_ms = time.time_ns() // 1_000_000
+        failures.extend(
+            ReadFailure(request.device, b.planned.register, b.error, ts_ms) for b in split.bad
+        )
+        if self.metrics is not None:
+            bad = sum(
+                len(s.bad)
+                for key, s in self._splits.items()
+                if self._requests_by_id[key].device.name == request.device.name
+            )
+            self.metrics.bad_registers.labels(request.device.name).set(bad)
 
     async def _read(self, request: ReadRequest) -> list[int]:
         started = time.perf_counter()

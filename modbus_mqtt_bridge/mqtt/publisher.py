@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from ..backoff import backoff_delay
 from ..buffer import Buffer
 from ..config.model import Config, Device
 from ..errors import MqttError
-from ..modbus.worker import backoff_delay
 from ..observe.metrics import BridgeMetrics
 from ..readings import DeviceStatus, PublishFilter, ReadFailure, Reading, Value
 from . import payloads, topics
@@ -25,7 +25,8 @@ from .port import Message, MqttPort, OnMessage, Will, topic_matches
 log = logging.getLogger(__name__)
 
 DRAIN_BATCH = 500
-DRAIN_WINDOW = 2000  # replayed messages awaiting PUBACK at once
+DRAIN_WINDOW = 2000
+DROP_LOG_EVERY_S = 60.0  # replayed messages awaiting PUBACK at once
 
 
 class Publisher:
@@ -57,6 +58,8 @@ class Publisher:
         self._drain_cursor = 0
         self._drain_wake = asyncio.Event()
         self._acked: list[int] = []
+        self._dropped_seen = 0
+        self._drop_logged_at = -DROP_LOG_EVERY_S
         self._topic_cache: dict[tuple[str, str], str] = {}
         self._subscriptions: list[tuple[str, int, OnMessage, bool]] = []
         self._connect_callbacks: list[Callable[[], None]] = []
@@ -279,8 +282,21 @@ class Publisher:
         self.buffer.close()
 
     def _update_buffer_metrics(self) -> None:
+        dropped = self.buffer.dropped - self._dropped_seen
+        if dropped > 0:
+            self._dropped_seen = self.buffer.dropped
+            now = asyncio.get_running_loop().time()
+            if now - self._drop_logged_at >= DROP_LOG_EVERY_S:
+                self._drop_logged_at = now
+                log.warning(
+                    "buffer full (%d readings): dropped the oldest, %d so far",
+                    len(self.buffer),
+                    self.buffer.dropped,
+                )
         if self.metrics is not None:
             self.metrics.buffer_depth.set(len(self.buffer))
+            if dropped > 0:
+                self.metrics.buffer_dropped.inc(dropped)
 
     def _set_connected_metric(self, value: int) -> None:
         if self.metrics is not None:

@@ -51,6 +51,12 @@ class BridgeMetrics:
             ["device"],
             registry=r,
         )
+        self.bad_registers = Gauge(
+            "modbus_bridge_bad_registers",
+            "Registers the device refuses (illegal address/value), isolated and re-probed",
+            ["device"],
+            registry=r,
+        )
         self.buffer_depth = Gauge(
             "modbus_bridge_buffer_readings", "Readings waiting in the disk buffer", registry=r
         )

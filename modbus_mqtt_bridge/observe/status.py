@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from .. import __version__
 from ..buffer import Buffer
 from ..config.model import Config, Device
-from ..modbus.worker import DeviceHealth, Sink
+from ..modbus.health import DeviceHealth
+from ..modbus.worker import Sink
 from ..mqtt.payloads import iso_ms
 from ..readings import DeviceStatus, ReadFailure, Reading, Value
 from .health import Heartbeat
@@ -89,7 +90,6 @@ class BridgeStatus:
         self.metrics = metrics
         self.worker_health = health or {}
         self.started = time.time()
-        self._dropped_seen = 0
 
     @property
     def broker_connected(self) -> bool:
@@ -142,10 +142,6 @@ class BridgeStatus:
         if self.metrics is None:
             return
         self.metrics.buffer_depth.set(len(self.buffer))
-        dropped = self.buffer.dropped
-        if dropped > self._dropped_seen:
-            self.metrics.buffer_dropped.inc(dropped - self._dropped_seen)
-        self._dropped_seen = dropped
         self.metrics.loop_lag.set(self.heartbeat.lag_s)
         self.metrics.broker_connected.set(1 if self.broker_connected else 0)
 

@@ -1,0 +1,81 @@
+"""The side-car seen from outside: heartbeat, systemd notifications, /metrics /healthz /status.
+
+The same pieces the bridge uses (observe.http, observe.health, systemd); this module only
+says what "healthy" and "status" mean for the side-car.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config.model import Config
+from ..observe.health import Heartbeat
+from ..observe.http import HttpEndpoint
+from ..observe.metrics import ForwarderMetrics
+from ..systemd import Notifier
+from .delivery import Delivery
+from .intake import Intake
+from .outbox import AsyncOutbox
+
+
+@dataclass
+class Observed:
+    """What an operator (or systemd, or Prometheus) needs to know about the side-car."""
+
+    config: Config
+    intake: Intake
+    delivery: Delivery
+    store: AsyncOutbox
+    metrics: ForwarderMetrics
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)
+    notifier: Notifier = field(default_factory=Notifier)
+
+    def tasks(self, stop: asyncio.Event) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """The background jobs to run next to intake and delivery until `stop`."""
+        self.intake.on_connection = self._connection
+        jobs = [
+            ("forward-heartbeat", self.heartbeat.run(stop)),
+            ("forward-watchdog", self.notifier.run_watchdog(self.heartbeat, stop)),
+        ]
+        if self.config.metrics.listen:
+            endpoint = HttpEndpoint(
+                self.config.metrics.listen, self.metrics.registry, self.health, self.status
+            )
+            jobs.append(("forward-metrics", endpoint.serve(stop)))
+        return jobs
+
+    def _connection(self, up: bool) -> None:
+        url = self.config.mqtt.url
+        if up:  # READY=1 once: until the broker answers, the unit is "activating"
+            self.notifier.ready(f"connected to {url}, outbox {self.store.depth}")
+        else:
+            self.notifier.status(f"broker {url} lost: reconnecting")
+
+    def health(self) -> tuple[bool, str]:
+        """/healthz: 200 while the broker is connected and the loop is alive (SPEC 6)."""
+        if not self.heartbeat.fresh():
+            return False, f"event loop stalled for {self.heartbeat.age_s():.1f}s"
+        if not self.intake.port.connected:
+            return False, f"broker {self.config.mqtt.url} not connected"
+        paused = ", delivery PAUSED (check the token)" if self.delivery.gate.paused else ""
+        return True, f"ok: broker connected, outbox {self.store.depth}{paused}"
+
+    def status(self) -> dict[str, object]:
+        """/status: the side-car's state as JSON."""
+        gate = self.delivery.gate
+        return {
+            "role": "forwarder",
+            "subscription": self.intake.topic,
+            "client_id": self.intake.port.client_id,
+            "api_url": self.delivery.ep.api_url,
+            "batch_url": self.delivery.ep.batch_url,
+            "broker_connected": self.intake.port.connected,
+            "outbox": self.store.depth,
+            "outbox_max": self.store.sync.max_items,
+            "delivery": "paused" if gate.paused else "retrying" if gate.failing else "ok",
+            "delivered": self.delivery.delivered,
+            "dead_letters": self.delivery.dead_lettered,
+        }
