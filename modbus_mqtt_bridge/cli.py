@@ -27,6 +27,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.platform == "win32":  # paho runs on the loop's selector (add_reader/add_writer)
+        asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())  # type: ignore[attr-defined,unused-ignore]
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

@@ -73,11 +73,19 @@ class Bridge:
 
 
 def install_stop_signals(stop: asyncio.Event, on_reload: Callable[[], None] | None = None) -> None:
+    install_stop_signals_to(stop.set, on_reload)
+
+
+def _on_signals(signals: tuple[signal.Signals | None, ...], handler: Callable[[], None]) -> None:
+    """Signal handlers on the loop; Windows (NSSM sends Ctrl-C) has no loop signal API."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if on_reload is not None:
-        loop.add_signal_handler(signal.SIGHUP, on_reload)
+    for sig in signals:
+        if sig is None:
+            continue
+        try:
+            loop.add_signal_handler(sig, handler)
+        except NotImplementedError:
+            signal.signal(sig, lambda _s, _f: loop.call_soon_threadsafe(handler))
 
 
 async def run_until_signalled(config: Config, reload: Callable[[], Config] | None = None) -> None:
@@ -98,10 +106,9 @@ async def run_until_signalled(config: Config, reload: Callable[[], Config] | Non
             pending.append(candidate)
             generation.set()
 
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_stop)
-    loop.add_signal_handler(signal.SIGHUP, on_reload)
+    install_stop_signals_to(on_stop, on_reload)
+    if config.buffer.path is None:
+        log.warning("no buffer.path: readings wait for the broker in memory only")
     while True:
         generation.clear()
         await Bridge(config).run(generation)
@@ -110,6 +117,14 @@ async def run_until_signalled(config: Config, reload: Callable[[], Config] | Non
         config = pending.pop()
         pending.clear()
         log.warning("config reloaded: %d devices", len(config.devices))
+
+
+def install_stop_signals_to(
+    on_stop: Callable[[], None], on_reload: Callable[[], None] | None = None
+) -> None:
+    _on_signals((signal.SIGTERM, signal.SIGINT), on_stop)
+    if on_reload is not None:
+        _on_signals((getattr(signal, "SIGHUP", None),), on_reload)
 
 
 def _try_reload(reload: Callable[[], Config] | None) -> Config | None:
