@@ -6,7 +6,6 @@ import itertools
 import signal
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from modbus_mqtt_bridge.config.load import load_config
@@ -17,12 +16,7 @@ from tests.support.configs import config_from, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port, port_open, wait_until
 from tests.support.sim import SimThread
-from tests.support.subscriber import Received, Subscriber
-
-
-def _ts(message: Received) -> float:
-    stamp = message.json()["ts"]
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+from tests.support.subscriber import Subscriber
 
 
 def test_one_illegal_address_is_isolated_and_the_rest_keeps_publishing(
@@ -105,7 +99,7 @@ def test_garbage_and_hang_up_slaves_do_not_disturb_a_good_one(
         subscriber.wait_payload("bad/noisy/status", "offline", timeout=10)
         subscriber.wait_payload("bad/rude/status", "offline", timeout=10)
         got = subscriber.wait_for("bad/ok/v", 20, timeout=10)
-        stamps = [_ts(m) for m in got]
+        stamps = [m.ts for m in got]
         gaps = [b - a for a, b in itertools.pairwise(stamps[1:])]  # after the first
         assert max(gaps) < 0.4, gaps
         assert all(s.requests >= 1 for s in slaves)
@@ -158,7 +152,7 @@ def test_buffer_over_its_bound_drops_the_oldest_and_counts_them(
             "modbus_bridge_buffer_dropped_total"
         )
         assert metric == dropped, (metric, dropped)
-        stamps_after = [_ts(m) for m in sub.wait_for("kb/dev/v", 10)]
+        stamps_after = [m.ts for m in sub.wait_for("kb/dev/v", 10)]
         assert stamps_after == sorted(stamps_after)
     finally:
         bridge.stop()
@@ -184,11 +178,11 @@ def test_kill_9_then_restart_publishes_the_buffered_readings(
         own_broker.start()
         proc = BridgeProcess("run", "-c", str(path), cwd=tmp_path)
         wait_until(
-            lambda: len({_ts(m) for m in sub.on("kb/dev/v") if down_at < _ts(m) < killed_at}) >= 15,
+            lambda: len({m.ts for m in sub.on("kb/dev/v") if down_at < m.ts < killed_at}) >= 15,
             30,
             "the readings buffered before kill -9",
         )
-        outage = sorted({_ts(m) for m in sub.on("kb/dev/v") if down_at < _ts(m) < killed_at - 0.5})
+        outage = sorted({m.ts for m in sub.on("kb/dev/v") if down_at < m.ts < killed_at - 0.5})
         gaps = [b - a for a, b in itertools.pairwise(outage)]
         assert max(gaps) < 0.3, gaps
     finally:

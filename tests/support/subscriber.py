@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -30,6 +31,16 @@ class Received:
     @property
     def text(self) -> str:
         return self.payload.decode()
+
+    @property
+    def ts(self) -> float:
+        """The reading's `ts` (read time) as Unix seconds."""
+        return reading_ts(str(self.json()["ts"]))
+
+
+def reading_ts(stamp: str) -> float:
+    """Parse the reading JSON's ts, 2025-07-08T16:00:00.000Z, strictly."""
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
 
 
 class Subscriber:
