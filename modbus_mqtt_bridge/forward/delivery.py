@@ -225,7 +225,7 @@ class Delivery:
     ) -> bool:
         self._count(answer)
         if isinstance(outcome, Done):
-            await self._store.done([e.id for e in entries])
+            await self._store.done(entries)
             self._stored(entries)
             return True
         if isinstance(outcome, DeadLetter):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -114,9 +115,12 @@ class Outbox:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")  # an operator's sqlite3 shell
             self._db.executescript(_SCHEMA)
-            self.depth = int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+            # entries per key, kept in memory: `take` knows at once when every key is busy
+            census = self._db.execute("SELECT key, count(*) FROM outbox GROUP BY key")
+            self._keys: Counter[str] = Counter(dict(census.fetchall()))
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
+        self.depth = sum(self._keys.values())
 
     @property
     def room(self) -> int:
@@ -128,16 +132,15 @@ class Outbox:
         if not taken:
             return Added(0, 0)
         rows = [(i.key, i.body, i.idempotency_key, i.ts_ms, i.idempotency_key) for i in taken]
-        before = self._db.total_changes
         self._db.execute("PRAGMA synchronous=FULL")  # the broker's ack depends on this commit
         try:
             with self._transaction():
-                self._db.executemany(_INSERT, rows)
+                stored = [row[0] for row in rows if self._db.execute(_INSERT, row).rowcount]
         finally:
             self._db.execute("PRAGMA synchronous=NORMAL")
-        stored = self._db.total_changes - before
-        self.depth += stored
-        return Added(len(taken), stored)
+        self._keys.update(stored)
+        self.depth += len(stored)
+        return Added(len(taken), len(stored))
 
     def take(self, jobs: int, per_job: int, busy: Collection[str]) -> list[list[Entry]]:
         """Up to `jobs` lists of up to `per_job` entries whose keys are free (see plan_jobs).
@@ -145,20 +148,38 @@ class Outbox:
         Looks at the oldest entries only, widening the look while busy keys fill it: the
         common case (keys interleaved) reads a few dozen rows per call, not thousands.
         """
-        if jobs <= 0 or self.depth == 0:
+        free = {key for key in self._keys if key not in busy}
+        if jobs <= 0 or not free:
             return []
         window = max(32, 2 * jobs * per_job)
         while True:
             rows = self._db.execute(
                 "SELECT id, key, body, idem, ts_ms FROM outbox ORDER BY id LIMIT ?", (window,)
             ).fetchall()
-            planned = plan_jobs([Entry(*row) for row in rows], jobs, per_job, busy)
+            entries = [Entry(*row) for row in rows]
+            planned = plan_jobs(entries, jobs, per_job, busy)
             if len(rows) < window or window >= MAX_WINDOW or _enough(planned, jobs, per_job):
+                return planned
+            if not self._could_grow(entries, planned, free, per_job):
                 return planned
             window *= 4
 
-    def done(self, ids: Sequence[int]) -> None:
+    def _could_grow(
+        self, entries: list[Entry], planned: list[list[Entry]], free: set[str], per_job: int
+    ) -> bool:
+        """Would a wider look find more? A free key not seen yet might start a job; a job
+        with room might take more of its keys' entries, if they have more queued."""
+        seen = Counter(e.key for e in entries)
+        if free - seen.keys():
+            return True
+        return any(
+            len(job) < per_job and any(self._keys[e.key] > seen[e.key] for e in job)
+            for job in planned
+        )
+
+    def done(self, entries: Sequence[Entry]) -> None:
         """Delivered: forget them, but remember their keys for a while (see `add`)."""
+        ids = [e.id for e in entries]
         with self._transaction():
             for chunk in _chunks(ids):
                 remember = "INSERT OR IGNORE INTO delivered (idem) SELECT idem FROM outbox"
@@ -168,7 +189,7 @@ class Outbox:
                 "DELETE FROM delivered WHERE id <= (SELECT max(id) FROM delivered) - ?",
                 (REMEMBER_DELIVERED,),
             )
-        self.depth -= removed
+        self._forget(entries, removed)
 
     def dead_letter(
         self, entries: Sequence[Entry], status: int | None, reason: str, response: str | None
@@ -186,7 +207,7 @@ class Outbox:
                 rows,
             )
             removed = self._delete([e.id for e in entries])
-        self.depth -= removed
+        self._forget(entries, removed)
 
     def dead_letters(self) -> list[DeadLetterRow]:
         cursor = self._db.execute(
@@ -201,6 +222,12 @@ class Outbox:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self._db.close()
+
+    def _forget(self, entries: Sequence[Entry], removed: int) -> None:
+        self.depth -= removed
+        self._keys.subtract(e.key for e in entries)
+        for key in {e.key for e in entries if self._keys[e.key] <= 0}:
+            del self._keys[key]
 
     def _delete(self, ids: Sequence[int]) -> int:
         removed = 0
@@ -249,15 +276,18 @@ def plan_jobs(
 
     A key belongs to one job only, and once one entry of a key is left behind (its key is
     busy in flight, or its job is full), every later entry of that key is left behind too:
-    that is what keeps order per key with several requests in flight.
+    that is what keeps order per key with several requests in flight. With more than one
+    batch of entries waiting, new keys are spread over the jobs so that several batches can
+    be in flight at once; with less, they share one job (one request, not several).
     """
+    spread = per_job > 1 and len(entries) > per_job
     blocked = set(busy)
     owner: dict[str, list[Entry]] = {}
     planned: list[list[Entry]] = []
     for entry in entries:
         if entry.key in blocked:
             continue
-        job = owner.get(entry.key) or _open_job(planned, jobs, per_job)
+        job = owner.get(entry.key) or _open_job(planned, jobs, per_job, spread)
         if job is None or len(job) >= per_job:
             blocked.add(entry.key)
             continue
@@ -266,14 +296,15 @@ def plan_jobs(
     return planned
 
 
-def _open_job(planned: list[list[Entry]], jobs: int, per_job: int) -> list[Entry] | None:
-    """The job a new key joins: the last one while it has room, else a new one if allowed."""
-    if planned and len(planned[-1]) < per_job:
-        return planned[-1]
-    if len(planned) < jobs:
+def _open_job(
+    planned: list[list[Entry]], jobs: int, per_job: int, spread: bool
+) -> list[Entry] | None:
+    """The job a new key joins, or None when every job is full."""
+    if len(planned) < jobs and (spread or not planned or len(planned[-1]) >= per_job):
         planned.append([])
         return planned[-1]
-    return None
+    open_jobs = [job for job in planned if len(job) < per_job]
+    return min(open_jobs, key=len) if open_jobs else None
 
 
 class AsyncOutbox:
@@ -298,8 +329,8 @@ class AsyncOutbox:
         frozen = frozenset(busy)  # the caller keeps changing its set while we run
         return await self._run(lambda: self.sync.take(jobs, per_job, frozen))
 
-    async def done(self, ids: Sequence[int]) -> None:
-        await self._run(lambda: self.sync.done(ids))
+    async def done(self, entries: Sequence[Entry]) -> None:
+        await self._run(lambda: self.sync.done(entries))
 
     async def dead_letter(
         self, entries: Sequence[Entry], status: int | None, reason: str, response: str | None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from ..backoff import backoff_delay
-from ..buffer import Buffer
+from ..buffer import Buffer, Buffered
 from ..config.model import Config, Device
 from ..errors import MqttError
 from ..observe.metrics import BridgeMetrics
@@ -242,11 +242,8 @@ class Publisher:
                 await asyncio.sleep(0)  # let the workers' live readings interleave
             self._flush_acked()
 
-    def _replay(self, rows: Sequence[object]) -> None:
-        from ..buffer import Buffered  # noqa: PLC0415
-
+    def _replay(self, rows: Sequence[Buffered]) -> None:
         for row in rows:
-            assert isinstance(row, Buffered)
             try:
                 mid = self.port.publish(row.topic, row.payload, row.qos, row.retain)
             except MqttError:

@@ -258,7 +258,7 @@ def delivered_by(proc: ForwarderProcess) -> int:
 
 
 def main(path: str) -> int:
-    from modbus_mqtt_bridge.config.model import Config, ForwardConfig, MqttConfig
+    from modbus_mqtt_bridge.config.model import Config, ForwardConfig, MetricsConfig, MqttConfig
     from modbus_mqtt_bridge.forward.retry import Backoff, RetryPolicy
     from modbus_mqtt_bridge.forward.service import run
 
@@ -267,12 +267,14 @@ def main(path: str) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.INFO)  # request lines: the tests read them
-    forward = {k: v for k, v in data.items() if k not in ("site", "mqtt_url", "api_cap_s")}
+    own = ("site", "mqtt_url", "api_cap_s", "metrics_listen")
+    forward = {k: v for k, v in data.items() if k not in own}
     config = Config(
         site=data["site"],
         connections=(),
         devices=(),
         mqtt=MqttConfig(url=data["mqtt_url"]),
+        metrics=MetricsConfig(listen=data.get("metrics_listen")),
         forward=ForwardConfig(**forward),
     )
     policy = RetryPolicy(

@@ -50,11 +50,21 @@ def test_a_busy_key_holds_back_all_its_entries(outbox: Outbox) -> None:
     assert [values(j) for j in outbox.take(4, 1, busy={"1|A"})] == [[2]]
 
 
-def test_batches_keep_a_key_in_one_job_in_order(outbox: Outbox) -> None:
+def test_a_backlog_is_spread_over_jobs_by_key(outbox: Outbox) -> None:
     outbox.add([make(i, "AB"[i % 2]) for i in range(6)] + [make(9, "C")])
     jobs = outbox.take(jobs=2, per_job=3, busy=())
-    assert values(jobs[0]) == [0, 1, 2]  # A, B, A: full
-    assert keys_of(jobs) == [{"1|A", "1|B"}, {"1|C"}]  # later A/B wait: their job was full
+    assert [values(j) for j in jobs] == [[0, 2, 4], [1, 3, 5]]  # each key in one job, in order
+    assert keys_of(jobs) == [{"1|A"}, {"1|B"}]  # C waits: both jobs are full
+
+
+def test_a_trickle_shares_one_job(outbox: Outbox) -> None:
+    outbox.add([make(0, "A"), make(1, "B"), make(2, "C")])
+    assert [values(j) for j in outbox.take(jobs=4, per_job=10, busy=())] == [[0, 1, 2]]
+
+
+def test_nothing_to_take_when_every_key_is_busy(outbox: Outbox) -> None:
+    outbox.add([make(i, "AB"[i % 2]) for i in range(10)])
+    assert outbox.take(4, 5, busy={"1|A", "1|B"}) == []
 
 
 def test_plan_jobs_never_lets_a_later_entry_pass_an_earlier_one() -> None:
@@ -72,7 +82,7 @@ def test_done_deletes_and_depth_follows(outbox: Outbox) -> None:
     outbox.add([make(i, "AB"[i % 2]) for i in range(4)])
     assert outbox.depth == 4
     first = outbox.take(4, 1, ())
-    outbox.done([job[0].id for job in first])
+    outbox.done([job[0] for job in first])
     assert outbox.depth == 2
     assert [values(j) for j in outbox.take(4, 1, ())] == [[2], [3]]
 
@@ -82,7 +92,7 @@ def test_bounded_refuses_what_does_not_fit(tmp_path: Path) -> None:
     added = outbox.add([make(i) for i in range(5)])
     assert (added.consumed, added.stored, outbox.depth, outbox.room) == (3, 3, 3, 0)
     assert outbox.add([make(9)]).consumed == 0
-    outbox.done([outbox.take(1, 1, ())[0][0].id])
+    outbox.done([outbox.take(1, 1, ())[0][0]])
     assert outbox.add([make(3), make(4)]).consumed == 1  # the oldest data stays
 
 
@@ -109,7 +119,7 @@ def test_survives_reopen_in_order(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     first = Outbox(path, 100)
     first.add([make(i, "AB"[i % 2]) for i in range(6)])
-    first.done([first.take(1, 1, ())[0][0].id])
+    first.done([first.take(1, 1, ())[0][0]])
     first.close()
     again = Outbox(path, 100)
     assert again.depth == 5
@@ -146,8 +156,23 @@ def test_committed_rows_survive_kill_9(tmp_path: Path) -> None:
 
 def test_a_late_redelivery_of_a_delivered_reading_is_dropped(outbox: Outbox) -> None:
     outbox.add([make(1), make(2, "B")])
-    outbox.done([job[0].id for job in outbox.take(2, 1, ())])
+    outbox.done([job[0] for job in outbox.take(2, 1, ())])
     assert outbox.depth == 0
     added = outbox.add([make(1), make(3)])  # the broker sends 1 again after a lost ack
     assert (added.consumed, added.stored) == (2, 1)
     assert [values(j) for j in outbox.take(2, 1, ())] == [[3]]
+
+
+def test_take_looks_past_a_long_run_of_a_busy_key(outbox: Outbox) -> None:
+    outbox.add([make(i, "A") for i in range(70)] + [make(70, "B")])
+    assert [values(j) for j in outbox.take(2, 1, busy={"1|A"})] == [[70]]
+
+
+def test_a_batch_fills_from_behind_busy_keys(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", 10_000)
+    keys = "ABCDEFGHIJK"
+    outbox.add([make(i, keys[i % len(keys)]) for i in range(1100)])  # 100 per key
+    busy = {f"1|{k}" for k in keys[:-1]}  # all but K in flight
+    (job,) = outbox.take(1, 100, busy)
+    assert len(job) == 100
+    assert {e.key for e in job} == {"1|K"}
