@@ -154,7 +154,9 @@ class Delivery:
             await self._drain()
 
     async def _start_jobs(self) -> int:
-        free = self.ep.concurrency - len(self._tasks)
+        # while the API fails or refuses us, one request probes it; success reopens all
+        width = 1 if self.gate.paused or self.gate.failing else self.ep.concurrency
+        free = width - len(self._tasks)
         if free <= 0:
             return 0
         per_job = self.ep.batch_size if self.ep.batch_url else 1

@@ -105,6 +105,9 @@ class Intake:
                 attempt += 1
 
     async def _connect(self) -> bool:
+        # A new generation before CONNACK: messages the broker resends right behind it
+        # belong to this connection and must be acked on it.
+        self._generation += 1
         try:
             await self.port.connect(CONNECT_TIMEOUT_S)
         except MqttError as exc:
@@ -112,7 +115,6 @@ class Intake:
             log.log(level, "broker unreachable, retrying: %s", exc)
             return False
         self._connect_log.reset()
-        self._generation += 1
         # Re-subscribing is harmless when the session kept the subscription, and needed
         # when the broker lost it (restarted without persistence, session expired).
         self.port.subscribe(self.topic, qos=1)
@@ -142,6 +144,8 @@ class Intake:
         self._metrics.outbox_full.set(1)
         while not stop.is_set() and self._store.depth > low:
             await _sleep_unless(stop, ROOM_CHECK_S)
+        if stop.is_set():
+            return
         self._metrics.outbox_full.set(0)
         self._full.clear()
         self._full_log.reset()
@@ -194,7 +198,7 @@ class Intake:
                 if left == 0:
                     return  # not stored: unacked, the broker sends it again after reconnect
                 left -= 1
-            if pending.generation == self._generation and self.port.connected:
+            if pending.generation == self._generation:  # a mid means nothing on another one
                 self.port.ack(pending.mid, pending.qos)
 
     def _outbox_is_full(self, refused: int) -> None:

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -119,11 +119,9 @@ async def serve(
                     tasks.create_task(job, name=name)
     finally:
         await store.close()
-    log.info(
+    log.info(  # tests and operators read this line: keep its shape
         "forward stopped: delivered %d, dead letters %d, %d left in the outbox",
-        delivery.delivered,
-        delivery.dead_lettered,
-        store.depth,
+        *(delivery.delivered, delivery.dead_lettered, store.depth),
     )
 
 
@@ -152,9 +150,7 @@ def run(config: Config, *, policy: RetryPolicy | None = None) -> int:
 
     async def main() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        _install_signals(stop)
         await serve(config, stop, policy=policy)
 
     try:
@@ -162,6 +158,33 @@ def run(config: Config, *, policy: RetryPolicy | None = None) -> int:
     except (BridgeError, ExceptionGroup) as exc:
         return _report(exc)
     return EXIT_OK
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    """SIGTERM/SIGINT stop cleanly; SIGHUP (whose default would kill us) only says so."""
+    loop = asyncio.get_running_loop()
+    handlers: list[tuple[signal.Signals, Callable[[], None]]] = [
+        (signal.SIGTERM, stop.set),
+        (signal.SIGINT, stop.set),
+    ]
+    if hup := getattr(signal, "SIGHUP", None):
+        handlers.append((hup, lambda: log.warning("SIGHUP: restart the side-car to apply config")))
+    for sig, handler in handlers:
+        try:
+            loop.add_signal_handler(sig, handler)
+        except NotImplementedError:  # Windows (NSSM sends Ctrl-C): no loop signal API
+            signal.signal(sig, _threadsafe(loop, handler))
+
+
+def _threadsafe(
+    loop: asyncio.AbstractEventLoop, handler: Callable[[], None]
+) -> Callable[[int, object], None]:
+    """A signal.signal handler that runs `handler` on the loop."""
+
+    def on_signal(_sig: int, _frame: object) -> None:
+        loop.call_soon_threadsafe(handler)
+
+    return on_signal
 
 
 def _report(exc: BaseException) -> int:

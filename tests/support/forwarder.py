@@ -136,8 +136,13 @@ class ForwarderProcess:
         if cli:
             config = workdir / f"{name}.yaml"
             config.write_text(_yaml(spec_))
-            env |= {"LARAVEL_API_URL": spec_["api_url"], "LARAVEL_API_TOKEN": spec_["token"]}
-            argv = ["-m", "modbus_mqtt_bridge", "forward", "-c", str(config)]
+            env |= {
+                "MODBUS_CONFIG": str(config),  # the legacy variables, no -c
+                "LARAVEL_API_URL": spec_["api_url"],
+                "LARAVEL_API_TOKEN": spec_["token"],
+                "LOG_LEVEL": "INFO",
+            }
+            argv = ["-m", "modbus_mqtt_bridge", "forward"]
         else:
             path = workdir / f"{name}.json"
             path.write_text(json.dumps(spec_))
@@ -211,9 +216,13 @@ class Sidecars:
         forward.setdefault("client_id", f"{name}-{site}")
         outbox = self.outbox(name)
         settings = spec(site, self.broker_port, outbox, **forward)
+        log = self.tmp / f"{name}.log"
+        before = log.read_text().count("subscribed to") if log.exists() else 0
         proc = ForwarderProcess(settings, self.tmp, name, cli=cli)
         self.procs.append(proc)
-        wait_until(lambda: "subscribed to" in proc.output(), 30, f"{name} to subscribe")
+        wait_until(
+            lambda: proc.output().count("subscribed to") > before, 30, f"{name} to subscribe"
+        )
         return proc
 
     def outbox(self, name: str = "forwarder") -> Path:
@@ -242,7 +251,9 @@ def assert_all_stored(
     stored = Counter(app.descriptions(after_id))
     extra = set(stored) - want
     assert not extra, f"stored readings nobody published: {sorted(extra)[:10]}"
-    return sum(n - 1 for n in stored.values())
+    duplicates = sum(n - 1 for n in stored.values())
+    print(f"{len(want)} readings stored, {duplicates} duplicates")  # shown with pytest -rP
+    return duplicates
 
 
 def outbox_depth(path: Path) -> int:

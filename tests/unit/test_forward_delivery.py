@@ -209,3 +209,27 @@ def test_401_pauses_loudly_once_keeps_everything_and_never_logs_the_token(
     assert len(paused) == 1
     assert paused[0].levelno == logging.ERROR
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
+
+
+def test_a_failing_api_gets_one_probe_at_a_time(tmp_path: Path) -> None:
+    answered_503, answered_201, in_flight = 0, False, 0
+    probes: list[int] = []  # requests in flight when each probe started
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal answered_503, answered_201, in_flight
+        in_flight += 1
+        if answered_503 and not answered_201:
+            probes.append(in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        if answered_503 < 6:  # the first wave of four, then two probes
+            answered_503 += 1
+            return httpx.Response(503, json={"message": "down"})
+        answered_201 = True
+        return created(request)
+
+    keys = ("Current", "Frequency", "Active Power", "Voltage")
+    outbox = deliver(tmp_path, [reading(i, keys[i % 4]) for i in range(8)], handler)
+    assert outbox.depth == 0
+    assert len(probes) >= 3
+    assert set(probes) == {1}, f"requests in flight while failing: {probes}"
