@@ -20,7 +20,7 @@ from tests.support.configs import config_from, write_config
 from tests.support.ha_schema import DEVICE_DISCOVERY
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port, wait_until
-from tests.support.prom import get, promtool_check, samples, value
+from tests.support.prom import get, promtool_check, samples, status_or_zero, value
 from tests.support.sim import SimThread
 from tests.support.subscriber import Subscriber
 
@@ -69,7 +69,9 @@ def test_metrics_and_status_follow_the_device(tmp_path: Path, broker: Mosquitto)
     sim.set_value("meter1", "voltage", 231.5)
     bridge = BridgeThread(config).start()
     try:
-        wait_until(lambda: get(f"http://127.0.0.1:{http}/healthz")[0] == 200, 15, "healthz 200")
+        wait_until(
+            lambda: status_or_zero(f"http://127.0.0.1:{http}/healthz") == 200, 15, "healthz 200"
+        )
         ok = {"connection": "lan", "device": "meter1", "result": "ok"}
         first = wait_until(
             lambda: (

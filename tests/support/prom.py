@@ -22,6 +22,14 @@ def get(url: str, timeout: float = 5) -> tuple[int, str, str]:
         return exc.code, exc.headers["Content-Type"], exc.read().decode()
 
 
+def status_or_zero(url: str) -> int:
+    """The HTTP status, or 0 while nothing listens yet (for bounded polling at startup)."""
+    try:
+        return get(url, timeout=2)[0]
+    except urllib.error.URLError:
+        return 0
+
+
 def samples(text: str) -> Samples:
     """Every sample as {(name, sorted labels): value}; raises on text Prometheus cannot parse."""
     out: Samples = {}
