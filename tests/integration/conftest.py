@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.laravel import LaravelApp, missing_reason
 from tests.support.mosquitto import Mosquitto
 from tests.support.subscriber import Subscriber
 
@@ -41,3 +42,13 @@ def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
     sub = Subscriber(broker.port, "#")
     yield sub
     sub.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaravelApp]:
+    """The real Laravel app, one fresh copy per test module that uses it."""
+    if reason := missing_reason():
+        pytest.skip(reason)
+    laravel = LaravelApp(tmp_path_factory.mktemp("laravel")).start()
+    yield laravel
+    laravel.close()

@@ -28,15 +28,6 @@ from tests.support.ports import free_port, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.laravel]
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaravelApp]:
-    if reason := missing_reason():
-        pytest.skip(reason)
-    laravel = LaravelApp(tmp_path_factory.mktemp("laravel")).start()
-    yield laravel
-    laravel.close()
-
-
 @pytest.fixture
 def sidecars(tmp_path: Path, broker: Mosquitto, app: LaravelApp) -> Iterator[Sidecars]:
     made = Sidecars(tmp_path, broker.port, app)

@@ -22,7 +22,7 @@ from tests.support.forwarder import (
     assert_all_stored,
     readings,
 )
-from tests.support.laravel import LaravelApp, missing_reason
+from tests.support.laravel import LaravelApp
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import wait_until
 
@@ -31,15 +31,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.laravel]
 SHIPPED_CONF = Path(__file__).resolve().parents[2] / "config" / "mosquitto.conf"
 API_OUTAGE_S = 20.0
 BROKER_OUTAGE_S = 10.0
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaravelApp]:
-    if reason := missing_reason():
-        pytest.skip(reason)
-    laravel = LaravelApp(tmp_path_factory.mktemp("laravel")).start()
-    yield laravel
-    laravel.close()
 
 
 @pytest.fixture

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from modbus_mqtt_bridge.config.model import Config
 from modbus_mqtt_bridge.service import Bridge
 
+from .process import LoggedProcess
 from .threads import LoopThread
 
 
@@ -27,31 +25,9 @@ class BridgeThread:
         self.runner.stop()
 
 
-class BridgeProcess:
+class BridgeProcess(LoggedProcess):
     """`python -m modbus_mqtt_bridge ARGS`, output to a log file the test can print."""
 
     def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.log = cwd / "bridge.log"
-        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "modbus_mqtt_bridge", *args],
-                cwd=cwd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def terminate(self, timeout: float = 20) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.kill()
+        argv = ["-m", "modbus_mqtt_bridge", *args]
+        super().__init__(argv, cwd / "bridge.log", cwd, {**os.environ, **(env or {})})

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -26,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .laravel import REPO, LaravelApp
 from .ports import wait_until
+from .process import LoggedProcess
 
 # (device_id, device name, register name, parameter, unit, register_address, data_type):
 # the seeded devices and parameters of the Laravel app.
@@ -119,7 +118,7 @@ def spec(site: str, mqtt_port: int, outbox: Path, **forward: Any) -> dict[str, A
     }
 
 
-class ForwarderProcess:
+class ForwarderProcess(LoggedProcess):
     """One side-car process; its log stays readable for the test.
 
     By default `python -m tests.support.forwarder SPEC.json` (short retry delays, httpx
@@ -131,7 +130,7 @@ class ForwarderProcess:
     def __init__(
         self, spec_: dict[str, Any], workdir: Path, name: str = "forwarder", cli: bool = False
     ) -> None:
-        self.log = workdir / f"{name}.log"
+        log = workdir / f"{name}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if cli:
             config = workdir / f"{name}.yaml"
@@ -147,29 +146,7 @@ class ForwarderProcess:
             path = workdir / f"{name}.json"
             path.write_text(json.dumps(spec_))
             argv = ["-m", "tests.support.forwarder", str(path)]
-        with self.log.open("ab") as log:  # the child keeps its own copy
-            self.proc = subprocess.Popen(
-                [sys.executable, *argv], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.output().splitlines()[-lines:])
-
-    def terminate(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.kill()
+        super().__init__(argv, log, REPO, env)
 
 
 def _yaml(spec_: dict[str, Any]) -> str:
