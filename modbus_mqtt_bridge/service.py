@@ -7,6 +7,7 @@ in-flight publishes and persists what the broker has not taken, then says `offli
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -111,7 +112,9 @@ async def run_until_signalled(config: Config, reload: Callable[[], Config] | Non
         log.warning("no buffer.path: readings wait for the broker in memory only")
     while True:
         generation.clear()
-        await Bridge(config).run(generation)
+        bridge = Bridge(config)
+        _settle_garbage_collector()
+        await bridge.run(generation)
         if stop.is_set() or not pending:
             return
         config = pending.pop()
@@ -125,6 +128,15 @@ def install_stop_signals_to(
     _on_signals((signal.SIGTERM, signal.SIGINT), on_stop)
     if on_reload is not None:
         _on_signals((getattr(signal, "SIGHUP", None),), on_reload)
+
+
+def _settle_garbage_collector() -> None:
+    """The config, plan and caches live as long as the process: move them out of the
+    collector's sight and collect less often. On a 20,000-register plan each full
+    collection otherwise walks them all (70 ms) and the collector takes a fifth of the CPU."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _try_reload(reload: Callable[[], Config] | None) -> Config | None:

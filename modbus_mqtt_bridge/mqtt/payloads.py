@@ -52,8 +52,14 @@ def _reading_head(register: Register) -> str:
 
 
 def encode_value(value: Value) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("a non-finite value is not a reading")
+    """JSON for one value; floats and ints skip the encoder (the hot path: repr is JSON)."""
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise ValueError("a non-finite value is not a reading")
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
     return _dumps(value)
 
 

@@ -88,7 +88,7 @@ class MqttPort:
         self._misc_task: asyncio.Task[None] | None = None
         self._connected_once = False
         self.on_message: OnMessage | None = None
-        self.on_ack: OnAck | None = None
+        self._on_ack: OnAck | None = None
         self.on_connection_lost: Callable[[str], None] | None = None
         self._wire_callbacks()
 
@@ -218,7 +218,6 @@ class MqttPort:
         c = self._client
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
-        c.on_publish = self._on_publish
         c.on_message = self._on_message
         c.on_socket_open = self._on_socket_open
         c.on_socket_close = self._on_socket_close
@@ -244,9 +243,20 @@ class MqttPort:
         if self.on_connection_lost is not None:
             self.on_connection_lost(reason)
 
+    @property
+    def on_ack(self) -> OnAck | None:
+        return self._on_ack
+
+    @on_ack.setter
+    def on_ack(self, callback: OnAck | None) -> None:
+        """paho calls on_publish for every message and builds two objects per call (about
+        15 µs): it is installed only while someone waits for acknowledgements."""
+        self._on_ack = callback
+        self._client.on_publish = self._on_publish if callback is not None else None
+
     def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
-        if self.on_ack is not None:
-            self.on_ack(mid)
+        if self._on_ack is not None:
+            self._on_ack(mid)
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         if self.on_message is None:

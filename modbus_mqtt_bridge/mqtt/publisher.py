@@ -48,7 +48,6 @@ class Publisher:
             config.mqtt_client_id,
             will=Will(topics.bridge_status(config.site), "offline"),
         )
-        self.port.on_ack = self._on_ack
         self.filter = PublishFilter()
         self.statuses: dict[str, DeviceStatus] = {}
         self.latest: dict[str, dict[str, Value]] = {}
@@ -243,6 +242,7 @@ class Publisher:
             self._flush_acked()
 
     def _replay(self, rows: Sequence[Buffered]) -> None:
+        self.port.on_ack = self._on_ack  # acks matter only while replayed rows are in flight
         for row in rows:
             try:
                 mid = self.port.publish(row.topic, row.payload, row.qos, row.retain)
@@ -260,6 +260,8 @@ class Publisher:
             self._acked.append(row)
             if len(self._acked) >= DRAIN_BATCH or not self._inflight:
                 self._flush_acked()
+        if not self._inflight:
+            self.port.on_ack = None
 
     def _flush_acked(self) -> None:
         if self._acked:

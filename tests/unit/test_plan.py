@@ -276,6 +276,14 @@ def test_minimum_requests() -> None:
     assert minimum_requests_for(two) == 2
 
 
+def test_minimum_requests_never_splits_a_value() -> None:
+    # 2,000 contiguous float32: 62 whole values (124 registers) per read, so 33 reads,
+    # not ceil(4000 / 125) = 32; the plan achieves exactly that
+    regs = [reg(f"f{i}", 2 * i, "float32") for i in range(2000)]
+    assert minimum_requests(regs) == 33
+    assert len(build_plan(cfg(dev(regs))).requests) == 33
+
+
 # --- property: whatever the registers, the plan covers each exactly once, within limits ----
 
 _WORD_TYPES = ["uint16", "int32", "float32", "uint64", "float64", "string", "bool"]

@@ -1,0 +1,134 @@
+"""The floor: a bare paho-mqtt 2.x client publishing N same-size QoS 0 messages per second.
+
+Run as its own process by bench/run.py, against the same broker as the bridge:
+
+    floor.py --port P --mode thread  --ticks 10 --per-tick 10000 --batch 100 --size 160
+
+`thread`: paho's own network thread (`loop_start()`), the plain way to use paho.
+`asyncio`: paho driven by an asyncio loop exactly as the bridge drives it (the package's
+`MqttPort`: socket readers/writers on the loop, no thread, its `on_publish` callback set).
+`asyncio-noack`: the same without paho's `on_publish` callback (diagnostic: what that
+callback costs on QoS 0, where paho builds a ReasonCode and a Properties per message).
+
+Each tick (fixed rate, 1 s) publishes `per-tick` messages in bursts of `batch` (the bridge
+publishes one device's readings per burst); topics `floor/dNNN/rNNNN`, the same length as
+the bridge's. CPU is `time.process_time()` (every thread) from just before the first tick
+until paho has written the last message to the socket. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def topics(per_tick: int, batch: int) -> list[list[str]]:
+    names = [f"floor/d{m // batch + 1:03d}/r{m % batch + 1:04d}" for m in range(per_tick)]
+    return [names[i : i + batch] for i in range(0, per_tick, batch)]
+
+
+def run_thread(args: argparse.Namespace, bursts: list[list[str]], payload: str) -> dict[str, float]:
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"bench-floor-thread-{args.port}",
+        protocol=paho.MQTTv5,
+    )
+    client.max_queued_messages_set(0)
+    connected = threading.Event()
+    client.on_connect = lambda *_a: connected.set()
+    client.connect("127.0.0.1", args.port, keepalive=30)
+    client.loop_start()
+    try:
+        if not connected.wait(10):
+            raise SystemExit("floor: no CONNACK from the broker within 10 s")
+        time.sleep(0.2)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        late = 0.0
+        for k in range(args.ticks):
+            due = wall0 + k
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                late = max(late, -delay)
+            for burst in bursts:
+                for topic in burst:
+                    client.publish(topic, payload, qos=0, retain=False)
+        while client._out_packet:  # written to the socket yet?
+            time.sleep(0.001)
+        cpu1, wall1 = time.process_time(), time.monotonic()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return {"cpu_s": cpu1 - cpu0, "wall_s": wall1 - wall0, "max_late_s": late}
+
+
+async def run_asyncio(
+    args: argparse.Namespace, bursts: list[list[str]], payload: str
+) -> dict[str, float]:
+    sys.path.insert(0, str(ROOT))
+    from modbus_mqtt_bridge.config.model import MqttConfig  # noqa: PLC0415
+    from modbus_mqtt_bridge.mqtt.port import MqttPort  # noqa: PLC0415
+
+    port = MqttPort(
+        MqttConfig(url=f"mqtt://127.0.0.1:{args.port}", qos=0, retain=False),
+        f"bench-floor-asyncio-{args.port}",
+    )
+    if args.mode == "asyncio-noack":
+        port._client.on_publish = None
+    await port.connect()
+    try:
+        await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+        cpu0, wall0 = time.process_time(), loop.time()
+        late = 0.0
+        for k in range(args.ticks):
+            delay = wall0 + k - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                late = max(late, -delay)
+            for burst in bursts:
+                for topic in burst:
+                    port.publish(topic, payload, 0, False)
+                await asyncio.sleep(0)  # the bridge yields between devices (awaiting Modbus)
+        while port._client.want_write():  # noqa: ASYNC110  (paho has no event for it)
+            await asyncio.sleep(0.001)
+        cpu1, wall1 = time.process_time(), loop.time()
+    finally:
+        await port.disconnect()
+    return {"cpu_s": cpu1 - cpu0, "wall_s": wall1 - wall0, "max_late_s": late}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--mode", choices=("thread", "asyncio", "asyncio-noack"), default="thread")
+    p.add_argument("--ticks", type=int, default=10)
+    p.add_argument("--per-tick", type=int, required=True)
+    p.add_argument("--batch", type=int, required=True)
+    p.add_argument("--size", type=int, required=True)
+    args = p.parse_args()
+    bursts = topics(args.per_tick, args.batch)
+    payload = ('{"value":' + "1" * max(0, args.size - 10) + "}")[: args.size]
+    if args.mode == "thread":
+        result = run_thread(args, bursts, payload)
+    else:
+        result = asyncio.run(run_asyncio(args, bursts, payload))
+    published = args.ticks * args.per_tick
+    result.update(published=published, cpu_us_per_msg=result["cpu_s"] / published * 1e6)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,665 @@
+"""Benchmark: the bridge against the simulator, reading every value each second (`make bench`).
+
+For each scenario (devices x float32 registers, one TCP connection per device, interval 1 s):
+a Mosquitto on a free port, the simulator process(es), the bridge as a separate process
+(`python -m modbus_mqtt_bridge run -c CFG`), and `mosquitto_sub` counting the readings that
+arrive. After a warm-up it measures, over the same window: values published per second, the
+completeness of each 1-second window, the bridge's CPU (utime+stime from /proc) per published
+value and its peak RSS. Then a bare paho loop (bench/floor.py) publishes the same number of
+same-size messages to the same broker: the floor the bridge's CPU is compared with.
+
+    .venv/bin/python bench/run.py [--scenarios A,B,C] [--warmup 3] [--measure 10] [--json F]
+
+See docs/benchmarks.md for the method and the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from arrivals import (
+    PROBE_TOPIC,
+    Arrivals,
+    arrival_times,
+    quantiles,
+    quiet_phase,
+    window_counts,
+)
+from procs import (
+    CLK_TCK,
+    BenchError,
+    Child,
+    Procs,
+    cpu_seconds,
+    free_ports,
+    machine,
+    port_open,
+    status_kib,
+    wait_for,
+)
+from scenarios import SCENARIOS, Scenario, write_configs
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+PY = sys.executable
+_PATH = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+CHILD_ENV = {**os.environ, "PYTHONPATH": _PATH, "PYTHONUNBUFFERED": "1"}
+TARGET_COMPLETENESS = 0.99
+TARGET_RATIO = 1.5
+FALLBACK_PAYLOAD_BYTES = 162  # a reading JSON of these scenarios, if none arrived
+SIM_BUSY = 0.85  # a simulator above this share of a core may be what limits the bridge
+FOREIGN_BUSY = 0.15  # cores used by other jobs above which the run is flagged as disturbed
+TAIL_S = 3.0  # recording goes on this long after the window: phase shift + late arrivals
+
+_started = time.monotonic()
+
+
+def progress(msg: str) -> None:
+    print(f"[{time.monotonic() - _started:6.1f}s] {msg}", flush=True)
+
+
+# -- the broker ---------------------------------------------------------------------------
+
+
+def start_broker(procs: Procs, workdir: Path) -> tuple[Child, int]:
+    (port,) = free_ports(1)
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence false\n"
+        "max_queued_messages 1000000\n"  # the counter must never be the one dropping
+        "sys_interval 1\n"
+        "log_dest stderr\n"
+        "log_type error\n"
+        "log_type warning\n"
+    )
+    broker = procs.spawn("mosquitto", [_mosquitto(), "-c", str(conf)], workdir / "mosquitto.log")
+    wait_for(lambda: port_open(port), 10, f"mosquitto on port {port}", [broker])
+    return broker, port
+
+
+def _mosquitto() -> str:
+    for candidate in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto"):
+        if Path(candidate).exists():
+            return candidate
+    return "mosquitto"
+
+
+def broker_dropped(port: int) -> int | None:
+    """Mosquitto's count of messages it dropped (e.g. for a slow subscriber), from $SYS."""
+    for _ in range(3):
+        try:
+            out = subprocess.run(
+                ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-C", "1", "-W", "3",
+                 "-t", "$SYS/broker/publish/messages/dropped"],
+                capture_output=True, text=True, timeout=6, check=False,
+            ).stdout.strip()  # fmt: skip
+            return int(out)
+        except (subprocess.TimeoutExpired, ValueError):
+            time.sleep(0.5)
+    return None
+
+
+def wait_subscribed(arrivals: Arrivals, port: int) -> None:
+    """Publish probes until the counter sees one: then it is subscribed."""
+    deadline = time.monotonic() + 10
+    while not arrivals.probe_seen.is_set():
+        arrivals.child.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError("mosquitto_sub did not receive the probe message within 10 s")
+        subprocess.run(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", PROBE_TOPIC, "-m", "x"],
+            capture_output=True, timeout=5, check=False,
+        )  # fmt: skip
+        arrivals.probe_seen.wait(0.3)
+
+
+# -- CPU, sampled --------------------------------------------------------------------------
+
+
+class CpuSampler:
+    """utime+stime of some processes every 50 ms, so any window can be cut out afterwards."""
+
+    def __init__(self, children: dict[str, Child], every: float = 0.05) -> None:
+        self.children = children
+        self.every = every
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu", daemon=True)
+
+    def start(self) -> CpuSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _sample(self) -> None:
+        with contextlib.suppress(OSError):
+            now = time.monotonic()
+            self.samples.append((now, {k: cpu_seconds(c.pid) for k, c in self.children.items()}))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def at(self, name: str, t: float) -> float:
+        """CPU seconds of `name` at time t, interpolated between samples."""
+        times = [s[0] for s in self.samples]
+        i = max(
+            1, min(len(times) - 1, next((k for k, x in enumerate(times) if x >= t), len(times) - 1))
+        )
+        (ta, a), (tb, b) = self.samples[i - 1], self.samples[i]
+        if tb == ta:
+            return b[name]
+        return a[name] + (b[name] - a[name]) * (t - ta) / (tb - ta)
+
+    def used(self, name: str, t0: float, t1: float) -> float:
+        return self.at(name, t1) - self.at(name, t0)
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all but idle and iowait), /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+# -- one scenario -------------------------------------------------------------------------
+
+
+def plan_figures(cfg_path: Path) -> dict[str, int]:
+    from modbus_mqtt_bridge.config.load import load_config  # noqa: PLC0415
+    from modbus_mqtt_bridge.plan import (  # noqa: PLC0415
+        MAX_READ_REGISTERS,
+        build_plan,
+        minimum_requests_for,
+    )
+
+    config = load_config(cfg_path, env={})
+    plan = build_plan(config)
+    # minimum_requests_for counts registers (ceil(words / 125)); a float32 cannot be split
+    # across two reads, so whole values allow floor(125 / 2) = 62 per read.
+    whole = 0
+    for device in config.devices:
+        widths = {r.count for r in device.registers}
+        if len(widths) != 1:
+            raise BenchError("the benchmark's register maps are uniform")
+        whole += math.ceil(len(device.registers) / (MAX_READ_REGISTERS // widths.pop()))
+    return {
+        "requests": len(plan.requests),
+        "minimum": minimum_requests_for(config),
+        "minimum_whole_values": whole,
+        "values": plan.value_count,
+    }
+
+
+def wait_quiet(limit_s: float, watched_pids: list[int]) -> float:
+    """Wait (up to limit_s) until other jobs use less than FOREIGN_BUSY cores; their load."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        b0, o0 = machine_busy_s(), _own_cpu() + sum(_cpu_or_0(p) for p in watched_pids)
+        time.sleep(2.0)
+        b1, o1 = machine_busy_s(), _own_cpu() + sum(_cpu_or_0(p) for p in watched_pids)
+        load = (b1 - b0 - (o1 - o0)) / 2.0
+        if load <= FOREIGN_BUSY or time.monotonic() >= deadline:
+            return load
+        progress(f"  other jobs use {load:.2f} cores; waiting for a quieter machine")
+
+
+def _cpu_or_0(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return 0.0
+
+
+def run_scenario(
+    s: Scenario,
+    args: argparse.Namespace,
+    procs: Procs,
+    workdir: Path,
+    broker: Child,
+    mqtt_port: int,
+    arrivals: Arrivals,
+) -> dict[str, Any]:
+    if args.quiet_wait > 0:
+        load = wait_quiet(args.quiet_wait, [broker.pid, arrivals.child.pid])
+        progress(f"other jobs use {load:.2f} cores before scenario {s.key}")
+    progress(f"scenario {s.label}: starting {s.simulators} simulator process(es)")
+    ports = free_ports(s.devices)
+    bridge_cfg, sim_cfgs = write_configs(s, workdir, mqtt_port, ports)
+    dropped0 = broker_dropped(mqtt_port)
+    sims = [
+        procs.spawn(
+            f"simulator {k + 1}",
+            [
+                PY,
+                "-m",
+                "modbus_mqtt_bridge",
+                "simulate",
+                "-c",
+                str(cfg),
+                "--refresh",
+                str(args.refresh),
+            ],
+            workdir / f"sim-{s.key}-{k + 1}.log",
+            cwd=ROOT,
+            env=CHILD_ENV,
+        )
+        for k, cfg in enumerate(sim_cfgs)
+    ]
+    result: dict[str, Any] = {
+        "scenario": s.key,
+        "label": s.label,
+        "devices": s.devices,
+        "registers": s.registers,
+        "expected_per_s": s.values,
+        "simulators": s.simulators,
+    }
+    secs = args.measure
+    try:
+        # the plan is computed while the simulator(s) load the same config
+        plan = plan_figures(bridge_cfg)
+        result.update({f"plan_{k}": v for k, v in plan.items()})
+        progress(
+            f"  plan: {plan['requests']} requests/cycle, minimum {plan['minimum']} "
+            f"(whole float32 values: {plan['minimum_whole_values']}), {plan['values']} values"
+        )
+        wait_for(
+            lambda: all(port_open(p) for p in ports),
+            90,
+            f"{len(sims)} simulator process(es) to listen on {len(ports)} ports",
+            sims,
+            every=0.2,
+        )
+        progress(f"  simulator(s) listening on {len(ports)} ports; starting the bridge")
+        started = time.monotonic()
+        bridge = procs.spawn(
+            "bridge",
+            [PY, "-m", "modbus_mqtt_bridge", "run", "-c", str(bridge_cfg)],
+            workdir / f"bridge-{s.key}.log",
+            cwd=ROOT,
+            env=CHILD_ENV,
+        )
+        try:
+            wait_for(
+                lambda: (arrivals.last_value_time() or 0) > started,
+                90,
+                "the bridge's first reading at the subscriber",
+                [bridge, *sims],
+                every=0.1,
+            )
+            result["startup_s"] = round(time.monotonic() - started, 2)
+            progress(f"  first reading after {result['startup_s']}s; warming up {args.warmup:g}s")
+            time.sleep(args.warmup)
+            bridge.check_alive()
+
+            progress(f"  measuring {secs}s (+{TAIL_S}s for late arrivals)")
+            watched = {
+                "bridge": bridge,
+                **{f"sim{k + 1}": c for k, c in enumerate(sims)},
+                "mosquitto": broker,
+                "mosquitto_sub": arrivals.child,
+            }
+            spy = start_profiler(procs, args, s, bridge) if args.profile else None
+            t0 = time.monotonic()
+            busy0, own0 = machine_busy_s(), _own_cpu()
+            sampler = CpuSampler(watched).start()
+            time.sleep(secs + TAIL_S)
+            sampler.stop()
+            busy1, own1 = machine_busy_s(), _own_cpu()
+            hwm_kib = status_kib(bridge.pid, "VmHWM")
+            if spy is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    spy.proc.wait(30)
+                procs.stop(spy)
+            bridge.check_alive()
+        finally:
+            progress("  stopping the bridge and the simulator(s)")
+            stop_t = time.monotonic()
+            procs.stop(bridge, timeout=15)
+            result["bridge_stop_s"] = round(time.monotonic() - stop_t, 2)
+            result["bridge_exit"] = bridge.proc.returncode
+    finally:
+        for sim in sims:
+            procs.stop(sim)
+
+    result.update(measure(arrivals, sampler, t0, secs, s))
+    # CPU used on the machine by anything else than the processes measured (other jobs)
+    window = sampler.samples[-1][0] - sampler.samples[0][0]
+    ours = sum(sampler.samples[-1][1][k] - sampler.samples[0][1][k] for k in sampler.children)
+    result["foreign_cpu_cores"] = round((busy1 - busy0 - ours - (own1 - own0)) / window, 2)
+    result["bench_cpu_cores"] = round((own1 - own0) / window, 3)
+    dropped1 = broker_dropped(mqtt_port)
+    if dropped0 is not None and dropped1 is not None:
+        result["broker_dropped"] = dropped1 - dropped0
+    result["bridge_peak_rss_mib"] = hwm_kib / 1024
+    r = result
+    progress(
+        f"  {r['values_per_s']:,.0f} values/s; completeness by arrival min "
+        f"{r['completeness_min']:.3f} mean {r['completeness_mean']:.3f}, by read time min "
+        f"{r['read_completeness_min']:.3f} mean {r['read_completeness_mean']:.3f}; latency "
+        f"p50/p99/max {r['latency_p50_s']:.3f}/{r['latency_p99_s']:.3f}/{r['latency_max_s']:.3f}s"
+    )
+    progress(
+        f"  bridge {r['bridge_us_per_value']:.1f} us/value ({r['cpu_share']['bridge']:.0%} of a "
+        f"core), peak RSS {hwm_kib / 1024:.0f} MiB; other CPU shares {r['cpu_share']}"
+    )
+    if r["foreign_cpu_cores"] > FOREIGN_BUSY:
+        progress(
+            f"  WARNING: other jobs used {r['foreign_cpu_cores']:.2f} cores during the window: "
+            "the figures are disturbed"
+        )
+    busy = [k for k, v in r["cpu_share"].items() if k.startswith("sim") and v > SIM_BUSY]
+    if busy:
+        progress(f"  WARNING: {', '.join(busy)} above {SIM_BUSY:.0%} of a core: may be the limit")
+
+    # The floor publishes what the bridge published (or, if it published nothing, what the
+    # scenario asks for), at the same size, in bursts of one device's registers.
+    per_tick = round(r["published"] / secs) or s.values
+    size = round(r["payload_bytes"]) or FALLBACK_PAYLOAD_BYTES
+    for mode in args.floors:
+        progress(f"  floor ({mode}): {secs} x {per_tick:,} messages of {size} bytes")
+        f = run_floor(procs, workdir, mqtt_port, arrivals, mode, secs, per_tick, s.registers, size)
+        result[f"floor_{mode.replace('-', '_')}"] = f
+        progress(
+            f"  floor ({mode}): {f['cpu_us_per_msg']:.1f} us/publish, "
+            f"{f['delivered']:,}/{f['published']:,} delivered"
+        )
+    if "floor_thread" in result:
+        result["ratio"] = r["bridge_us_per_value"] / result["floor_thread"]["cpu_us_per_msg"]
+    if "floor_asyncio" in result:
+        result["ratio_asyncio"] = (
+            r["bridge_us_per_value"] / result["floor_asyncio"]["cpu_us_per_msg"]
+        )
+    return result
+
+
+def measure(
+    arrivals: Arrivals, sampler: CpuSampler, t0: float, secs: int, s: Scenario
+) -> dict[str, Any]:
+    """The figures of one measuring window [t0, t0 + secs), cut at the quiet point of the cycle."""
+    # by arrival: windows (and the CPU window) start where the fewest readings arrive
+    phase = quiet_phase(arrival_times(arrivals, t0, t0 + secs), t0)
+    start = t0 + phase
+    counts = window_counts(arrival_times(arrivals, start, start + secs), start, secs)
+    values = sum(counts)
+    _, value_bytes = arrivals.values_between(start, start + secs)
+    # by read time: windows start where the fewest values are read
+    arrived, read = arrivals.readings_since(t0 - 5)
+    in_window = [x for x in read if t0 <= x < t0 + secs]
+    read_start = t0 + quiet_phase(in_window, t0)
+    read_counts = window_counts(read, read_start, secs)
+    latency = [
+        a - r for a, r in zip(arrived, read, strict=True) if read_start <= r < read_start + secs
+    ]
+    p50, p99, pmax = quantiles(latency)
+    cpu = {k: sampler.used(k, start, start + secs) for k in sampler.children}
+    ratios = [n / s.values for n in counts]
+    read_ratios = [n / s.values for n in read_counts]
+    return {
+        "published": values,
+        "values_per_s": values / secs,
+        "completeness": [round(x, 4) for x in ratios],
+        "completeness_min": min(ratios),
+        "completeness_mean": sum(ratios) / secs,
+        "window_phase_s": phase,
+        "read_completeness": [round(x, 4) for x in read_ratios],
+        "read_completeness_min": min(read_ratios),
+        "read_completeness_mean": sum(read_ratios) / secs,
+        "latency_p50_s": p50,
+        "latency_p99_s": p99,
+        "latency_max_s": pmax,
+        "bridge_cpu_s": cpu["bridge"],
+        "bridge_us_per_value": cpu["bridge"] / values * 1e6 if values else math.inf,
+        "payload_bytes": value_bytes / values if values else 0.0,
+        "cpu_share": {k: round(v / secs, 3) for k, v in cpu.items()},
+    }
+
+
+def start_profiler(procs: Procs, args: argparse.Namespace, s: Scenario, bridge: Child) -> Child:
+    """py-spy on the bridge for the measuring window (it perturbs the CPU figures a little)."""
+    args.profile.mkdir(parents=True, exist_ok=True)
+    spy = Path(PY).parent / "py-spy"
+    if not spy.exists():
+        raise BenchError(f"--profile needs py-spy: {Path(PY).parent}/pip install py-spy")
+    out = args.profile / f"bridge-{s.key}.txt"
+    return procs.spawn(
+        "py-spy",
+        [str(spy), "record", "--nonblocking", "-r", "200", "-d", str(args.measure),
+         "-f", "raw", "-o", str(out), "-p", str(bridge.pid)],
+        args.profile / f"py-spy-{s.key}.log",
+    )  # fmt: skip
+
+
+def run_floor(
+    procs: Procs,
+    workdir: Path,
+    mqtt_port: int,
+    arrivals: Arrivals,
+    mode: str,
+    ticks: int,
+    per_tick: int,
+    batch: int,
+    size: int,
+) -> dict[str, Any]:
+    log = workdir / f"floor-{mode}.log"
+    with contextlib.suppress(FileNotFoundError):
+        log.unlink()
+    t0 = time.monotonic()
+    child = procs.spawn(
+        f"floor ({mode})",
+        [PY, str(BENCH / "floor.py"), "--port", str(mqtt_port), "--mode", mode,
+         "--ticks", str(ticks), "--per-tick", str(per_tick), "--batch", str(batch),
+         "--size", str(size)],
+        log,
+        cwd=ROOT,
+        env=CHILD_ENV,
+    )  # fmt: skip
+    try:
+        child.proc.wait(ticks + 30)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"floor ({mode}) did not finish within {ticks + 30}s") from None
+    finally:
+        procs.stop(child)
+    if child.proc.returncode != 0:
+        raise BenchError(
+            f"floor ({mode}) failed, exit {child.proc.returncode}:\n{child.log_tail()}"
+        )
+    lines = [ln for ln in log.read_text().splitlines() if ln.startswith("{")]
+    if not lines:
+        raise BenchError(f"floor ({mode}) printed no result:\n{child.log_tail()}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    time.sleep(0.3)  # the last messages reach the counter
+    result["delivered"] = arrivals.floor_between(t0, time.monotonic())
+    return result
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    cols = [
+        "scenario",
+        "requests/cycle: plan / min / min whole values",
+        "values/s (expected)",
+        "completeness by arrival: min / mean",
+        "by read time: min / mean",
+        "latency p50 / p99 / max s",
+        "bridge CPU us/value (core share)",
+        "floor us/publish: thread / asyncio",
+        "ratio to thread floor (to asyncio)",
+        "peak RSS MiB",
+        "other jobs (cores)",
+    ]
+    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in results:
+        ft = r.get("floor_thread", {}).get("cpu_us_per_msg")
+        fa = r.get("floor_asyncio", {}).get("cpu_us_per_msg")
+        cells = [
+            r["label"],
+            f"{r['plan_requests']} / {r['plan_minimum']} / {r['plan_minimum_whole_values']}",
+            f"{r['values_per_s']:,.0f} ({r['expected_per_s']:,})",
+            f"{r['completeness_min']:.3f} / {r['completeness_mean']:.3f}",
+            f"{r['read_completeness_min']:.3f} / {r['read_completeness_mean']:.3f}",
+            f"{r['latency_p50_s']:.3f} / {r['latency_p99_s']:.3f} / {r['latency_max_s']:.3f}",
+            f"{r['bridge_us_per_value']:.1f} ({r['cpu_share']['bridge']:.0%})",
+            f"{_f(ft)} / {_f(fa)}",
+            f"{_f(r.get('ratio'), 2)} ({_f(r.get('ratio_asyncio'), 2)})",
+            f"{r['bridge_peak_rss_mib']:.0f}",
+            f"{r['foreign_cpu_cores']:.2f}",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _f(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def verdicts(results: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for r in results:
+        checks = [
+            (
+                "requests = minimum",
+                r["plan_requests"] == r["plan_minimum"],
+                f"{r['plan_requests']} vs {r['plan_minimum']} "
+                f"(whole-value minimum {r['plan_minimum_whole_values']})",
+            ),
+            (
+                f"completeness >= {TARGET_COMPLETENESS} (by arrival)",
+                r["completeness_min"] >= TARGET_COMPLETENESS,
+                f"min {r['completeness_min']:.3f} (by read time {r['read_completeness_min']:.3f})",
+            ),
+        ]
+        if "ratio" in r:
+            checks.append(
+                (
+                    f"CPU <= {TARGET_RATIO}x floor",
+                    r["ratio"] <= TARGET_RATIO,
+                    f"{r['ratio']:.2f}x",
+                )
+            )
+        for name, ok, detail in checks:
+            out.append(f"{r['scenario']}: {'MET  ' if ok else 'UNMET'} {name}: {detail}")
+    return out
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM too: the finally below stops every child
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--scenarios", default="A,B,C", help="comma-separated keys (default A,B,C)")
+    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--measure", type=int, default=10, help="seconds measured per scenario")
+    p.add_argument("--refresh", type=float, default=1.0, help="simulator value refresh (s)")
+    p.add_argument("--simulators", type=int, default=None, help="simulator processes")
+    p.add_argument("--floors", default="thread,asyncio", help="thread,asyncio,asyncio-noack")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs)")
+    p.add_argument("--profile", type=Path, default=None, help="py-spy the bridge into this dir")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="before each scenario, wait up to this many seconds for other jobs to go quiet",
+    )
+    args = p.parse_args()
+    args.floors = [m for m in args.floors.split(",") if m]
+    chosen = {k.strip().upper() for k in args.scenarios.split(",")}
+    scenarios = [s for s in SCENARIOS if s.key in chosen]
+    if not scenarios:
+        p.error(f"no such scenario: {args.scenarios}")
+    if args.simulators:
+        scenarios = [Scenario(s.key, s.devices, s.registers, args.simulators) for s in scenarios]
+    for tool in ("mosquitto_sub", "mosquitto_pub"):
+        if shutil.which(tool) is None:
+            print(
+                f"error: {tool} is not installed (apt-get install mosquitto-clients)",
+                file=sys.stderr,
+            )
+            return 1
+
+    info = machine()
+    progress(
+        f"machine: {info['nproc']} CPUs, {info['cpu']}, {info['memory']}; "
+        f"python {sys.version.split()[0]}"
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    procs = Procs()
+    results: list[dict[str, Any]] = []
+    failed = False
+    try:
+        broker, mqtt_port = start_broker(procs, workdir)
+        arrivals = Arrivals(procs, mqtt_port, workdir / "mosquitto_sub.log")
+        wait_subscribed(arrivals, mqtt_port)
+        progress(f"mosquitto on port {mqtt_port}, counter subscribed; work dir {workdir}")
+        for s in scenarios:
+            results.append(run_scenario(s, args, procs, workdir, broker, mqtt_port, arrivals))
+            broker.check_alive()
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        failed = True
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        failed = True
+    finally:
+        procs.close()
+        if failed or args.keep:
+            print(f"configs and logs kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if failed:
+        return 1
+
+    print()
+    print(table(results))
+    print()
+    for line in verdicts(results):
+        print(line)
+    progress("done")
+    if args.json:
+        payload = {
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": info,
+            "python": sys.version.split()[0],
+            "args": {k: v for k, v in vars(args).items() if k != "json"},
+            "results": results,
+        }
+        args.json.write_text(json.dumps(payload, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
