@@ -59,7 +59,7 @@ class Publisher:
         self._acked: list[int] = []
         self._dropped_seen = 0
         self._drop_logged_at = -DROP_LOG_EVERY_S
-        self._topic_cache: dict[tuple[str, str], str] = {}
+        self._parts: dict[tuple[str, str], tuple[str, payloads.ReadingTemplate]] = {}
         self._subscriptions: list[tuple[str, int, OnMessage, bool]] = []
         self._connect_callbacks: list[Callable[[], None]] = []
         self.port.on_message = self._dispatch
@@ -104,14 +104,9 @@ class Publisher:
             for reading in readings:
                 latest[reading.register.name] = reading.value
                 if self.filter.admit(reading, now):
-                    out.append(
-                        (
-                            self._topic(device, reading),
-                            payloads.reading_json(reading),
-                            self.qos,
-                            self.retain,
-                        )
-                    )
+                    topic, template = self._render_parts(device, reading)
+                    payload = payloads.render(template, reading.value, reading.ts_ms)
+                    out.append((topic, payload, self.qos, self.retain))
         else:
             for reading in readings:
                 latest[reading.register.name] = reading.value
@@ -133,14 +128,15 @@ class Publisher:
                 self.metrics.read_errors.labels(device.name).inc(len(failures))
         self.send(out)
 
-    def _topic(self, device: Device, reading: Reading) -> str:
+    def _render_parts(
+        self, device: Device, reading: Reading
+    ) -> tuple[str, payloads.ReadingTemplate]:
         key = (device.name, reading.register.name)
-        topic = self._topic_cache.get(key)
-        if topic is None:
-            topic = self._topic_cache[key] = topics.reading(
-                self.site, device.name, reading.register.name
-            )
-        return topic
+        parts = self._parts.get(key)
+        if parts is None:
+            topic = topics.reading(self.site, device.name, reading.register.name)
+            parts = self._parts[key] = (topic, payloads.reading_template(device, reading.register))
+        return parts
 
     def on_status(self, status: DeviceStatus) -> None:
         self.statuses[status.device.name] = status
