@@ -112,11 +112,13 @@ def tcp_port(value: object) -> int:
 
 
 def _check_applicable(f: Fields, kind: ConnectionType) -> None:
-    if kind != "rtu":
+    # rtu-over-tcp keeps the serial settings: the gateway's line speed sets the frame gaps
+    # and the wire-time estimate, though the bridge itself speaks TCP
+    if kind == "tcp":
         for key in SERIAL_KEYS:
             if f.present(key):
-                f.report(key, f"applies to rtu connections only, not {kind}")
-    elif f.present("host"):
+                f.report(key, "applies to rtu and rtu-over-tcp connections only, not tcp")
+    elif kind == "rtu" and f.present("host"):
         f.report("host", "applies to tcp and rtu-over-tcp connections (rtu uses port:)")
     if kind != "tcp" and f.present("tls"):
         f.report("tls", f"applies to tcp connections only, not {kind}")

@@ -56,9 +56,10 @@ def _check_connection(
         hint = hint if known else " (no connections are defined)"
         problems.add(f"{entry.path}.connection", f"unknown connection {device.connection!r}{hint}")
         return
-    if conn.type == "rtu" and device.unit_id == 0:
+    serial = conn.type in ("rtu", "rtu-over-tcp")
+    if serial and device.unit_id == 0:
         problems.add(f"{entry.path}.unit", "unit 0 is broadcast on a serial bus; use 1..247")
-    elif conn.type == "rtu" and device.unit_id > MAX_SERIAL_UNIT:
+    elif serial and device.unit_id > MAX_SERIAL_UNIT:
         problems.add(f"{entry.path}.unit", f"serial unit ids are 1..247, not {device.unit_id}")
 
 

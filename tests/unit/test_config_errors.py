@@ -429,7 +429,7 @@ def test_section_problems(section: str, expected: str) -> None:
         ),
         (
             "{name: c, host: h, baudrate: 9600}",
-            "connections[0].baudrate: applies to rtu connections only, not tcp",
+            "connections[0].baudrate: applies to rtu and rtu-over-tcp connections only, not tcp",
         ),
         (
             "{name: c, type: rtu, port: COM3, host: h}",
