@@ -27,7 +27,7 @@ SCHEMA_ID = "https://modbus-mqtt-bridge.invalid/config.schema.json"
 # Any scalar may come from the environment: `port: ${PORT}` is read as a number.
 ENV_REF: Schema = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?-[^}]*)?\}"}
 _NUMBER = r"(\d+(\.\d*)?|\.\d+)"
-_UNIT = "|".join(sorted(DURATION_UNITS, key=len, reverse=True))
+_UNIT = "|".join(sorted(DURATION_UNITS, key=lambda u: (-len(u), u)))  # longest first, stable
 DURATION: Schema = {
     "anyOf": [
         {"type": "number", "minimum": 0},
@@ -50,7 +50,7 @@ ADDRESS: Schema = {
 def _choices(table: dict[str, Any], *extra: Any) -> Schema:
     """Every spelling the validator's choice table accepts (it compares lower-cased)."""
     names = {*table, *(str(v) for v in table.values()), *extra}
-    return {"enum": sorted(names, key=str)}
+    return {"enum": sorted(names, key=lambda n: (str(n), type(n).__name__))}  # stable order
 
 
 TYPE_NAMES: Schema = {
