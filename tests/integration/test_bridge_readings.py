@@ -12,7 +12,7 @@ import pytest
 
 from modbus_mqtt_bridge.config.model import Config
 from tests.support.bridge import BridgeThread
-from tests.support.configs import config_from
+from tests.support.configs import config_from, one_connection_yaml
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port
 from tests.support.sim import SimThread
@@ -168,19 +168,20 @@ def test_per_register_intervals_keep_a_fixed_rate(
     port = free_port()
     config = config_from(
         tmp_path,
-        f"""
-        site: rate
-        mqtt: {{url: "{broker.url}", qos: 0, retain: false}}
-        connections:
-          - {{name: lan, type: tcp, host: 127.0.0.1, port: {port}, timeout: 1}}
-        devices:
+        one_connection_yaml(
+            site="rate",
+            mqtt_url=broker.url,
+            modbus_port=port,
+            mqtt="qos: 0, retain: false",
+            devices="""
           - name: dev
             connection: lan
             interval: 1s
             registers:
-              - {{name: fast, address: 40001, type: uint16, interval: 200ms}}
-              - {{name: slow, address: 40010, type: uint16}}
-        """,
+              - {name: fast, address: 40001, type: uint16, interval: 200ms}
+              - {name: slow, address: 40010, type: uint16}
+            """,
+        ),
     )
     sim = SimThread(config).start()
     bridge = BridgeThread(config).start()
@@ -206,19 +207,20 @@ def test_deadband_max_age_and_device_payload(
     port = free_port()
     config = config_from(
         tmp_path,
-        f"""
-        site: db
-        mqtt: {{url: "{broker.url}", qos: 1, retain: false, device_payload: true}}
-        connections:
-          - {{name: lan, type: tcp, host: 127.0.0.1, port: {port}, timeout: 1}}
-        devices:
+        one_connection_yaml(
+            site="db",
+            mqtt_url=broker.url,
+            modbus_port=port,
+            mqtt="qos: 1, retain: false, device_payload: true",
+            devices="""
           - name: dev
             connection: lan
             interval: 100ms
             registers:
-              - {{name: banded, address: 40001, type: float32, deadband: 0.5, max_age: 1s}}
-              - {{name: plain, address: 40003, type: uint16}}
-        """,
+              - {name: banded, address: 40001, type: float32, deadband: 0.5, max_age: 1s}
+              - {name: plain, address: 40003, type: uint16}
+            """,
+        ),
     )
     sim = SimThread(config).start()
     sim.set_value("dev", "banded", 10.0)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from tests.support.bridge import BridgeThread
-from tests.support.configs import config_from
+from tests.support.configs import config_from, one_connection_yaml
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port, wait_until
 from tests.support.sim import SimThread
@@ -20,20 +20,21 @@ def test_broker_outage_loses_nothing_and_keeps_order(tmp_path: Path, own_broker:
     modbus_port = free_port()
     config = config_from(
         tmp_path,
-        f"""
-        site: buf
-        mqtt: {{url: "{own_broker.url}", qos: 1, retain: false}}
-        buffer: {{path: "{tmp_path / "buffer.db"}", max_readings: 100000}}
-        connections:
-          - {{name: lan, type: tcp, host: 127.0.0.1, port: {modbus_port}, timeout: 1}}
-        devices:
+        one_connection_yaml(
+            site="buf",
+            mqtt_url=own_broker.url,
+            modbus_port=modbus_port,
+            mqtt="qos: 1, retain: false",
+            extra=f'buffer: {{path: "{tmp_path / "buffer.db"}", max_readings: 100000}}',
+            devices="""
           - name: meter
             connection: lan
             interval: 1s
             registers:
-              - {{name: a, address: 40001, type: uint16}}
-              - {{name: b, address: 40002, type: uint16}}
-        """,
+              - {name: a, address: 40001, type: uint16}
+              - {name: b, address: 40002, type: uint16}
+            """,
+        ),
     )
     sim = SimThread(config).start()
     subscriber = Subscriber(own_broker.port, "buf/meter/+", persistent_id="buffer-test-sub")

@@ -12,7 +12,7 @@ from modbus_mqtt_bridge.config.load import load_config
 from modbus_mqtt_bridge.config.types import Table
 from tests.support.bad_slaves import BadSlave
 from tests.support.bridge import BridgeProcess, BridgeThread
-from tests.support.configs import config_from, write_config
+from tests.support.configs import config_from, one_connection_yaml, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port, port_open, wait_until
 from tests.support.sim import SimThread
@@ -25,21 +25,23 @@ def test_one_illegal_address_is_isolated_and_the_rest_keeps_publishing(
     port = free_port()
     config = config_from(
         tmp_path,
-        f"""
-        site: iso1
-        mqtt: {{url: "{broker.url}", qos: 0, retain: false}}
-        connections: [{{name: lan, type: tcp, host: 127.0.0.1, port: {port}, timeout: 1}}]
-        devices:
+        one_connection_yaml(
+            site="iso1",
+            mqtt_url=broker.url,
+            modbus_port=port,
+            mqtt="qos: 0, retain: false",
+            devices="""
           - name: dev
             connection: lan
             interval: 200ms
             registers:
-              - {{name: a, address: 40001, type: uint16}}
-              - {{name: b, address: 40002, type: uint16}}
-              - {{name: hole, address: 40003, type: uint16}}
-              - {{name: c, address: 40004, type: uint16}}
-              - {{name: d, address: 40005, type: uint16}}
-        """,
+              - {name: a, address: 40001, type: uint16}
+              - {name: b, address: 40002, type: uint16}
+              - {name: hole, address: 40003, type: uint16}
+              - {name: c, address: 40004, type: uint16}
+              - {name: d, address: 40005, type: uint16}
+            """,
+        ),
     )
     sim = SimThread(config).start()
     for name, value in (("a", 1), ("b", 2), ("c", 3), ("d", 4)):
@@ -112,17 +114,19 @@ def test_garbage_and_hang_up_slaves_do_not_disturb_a_good_one(
 
 
 def _buffer_yaml(broker: Mosquitto, port: int, buffer: Path, max_readings: int) -> str:
-    return f"""
-        site: kb
-        mqtt: {{url: "{broker.url}", qos: 1, retain: false}}
-        buffer: {{path: "{buffer}", max_readings: {max_readings}}}
-        connections: [{{name: lan, type: tcp, host: 127.0.0.1, port: {port}, timeout: 1}}]
-        devices:
-          - name: dev
-            connection: lan
-            interval: 100ms
-            registers: [{{name: v, address: 40001, type: uint16}}]
-        """
+    return one_connection_yaml(
+        site="kb",
+        mqtt_url=broker.url,
+        modbus_port=port,
+        mqtt="qos: 1, retain: false",
+        extra=f'buffer: {{path: "{buffer}", max_readings: {max_readings}}}',
+        devices="""
+        - name: dev
+          connection: lan
+          interval: 100ms
+          registers: [{name: v, address: 40001, type: uint16}]
+        """,
+    )
 
 
 def test_buffer_over_its_bound_drops_the_oldest_and_counts_them(
@@ -195,17 +199,18 @@ def test_sighup_reloads_a_good_config_and_rejects_a_bad_one(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
 ) -> None:
     port = free_port()
-    base = f"""
-        site: hup
-        mqtt: {{url: "{broker.url}", qos: 0, retain: false}}
-        connections: [{{name: lan, type: tcp, host: 127.0.0.1, port: {port}, timeout: 1}}]
-        devices:
-          - name: dev
-            connection: lan
-            interval: 200ms
-            registers:
-              - {{name: first, address: 40001, type: uint16}}
-        """
+    base = one_connection_yaml(
+        site="hup",
+        mqtt_url=broker.url,
+        modbus_port=port,
+        devices="""
+        - name: dev
+          connection: lan
+          interval: 200ms
+          registers:
+            - {name: first, address: 40001, type: uint16}
+        """,
+    )
     path = write_config(tmp_path, base)
     sim = SimThread(load_config(path, env={})).start()
     proc = BridgeProcess("run", "-c", str(path), cwd=tmp_path)

@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 from modbus_mqtt_bridge.config.load import load_config
-
 from modbus_mqtt_bridge.config.model import Config
 
 
@@ -18,3 +17,25 @@ def write_config(tmp_path: Path, yaml_text: str, name: str = "bridge.yaml") -> P
 
 def config_from(tmp_path: Path, yaml_text: str) -> Config:
     return load_config(write_config(tmp_path, yaml_text), env={})
+
+
+def one_connection_yaml(
+    *,
+    site: str,
+    mqtt_url: str,
+    modbus_port: int,
+    devices: str,
+    mqtt: str = "qos: 0, retain: false",
+    extra: str = "",
+    timeout: float = 1,
+) -> str:
+    """The usual test rig: one broker, one simulated TCP connection `lan`, these devices
+    (a YAML list, any indentation)."""
+    return (
+        f"site: {site}\n"
+        f'mqtt: {{url: "{mqtt_url}", {mqtt}}}\n'
+        + (f"{extra}\n" if extra else "")
+        + f"connections: [{{name: lan, type: tcp, host: 127.0.0.1, port: {modbus_port},"
+        f" timeout: {timeout}}}]\n"
+        "devices:\n" + textwrap.indent(textwrap.dedent(devices).strip("\n"), "  ") + "\n"
+    )
