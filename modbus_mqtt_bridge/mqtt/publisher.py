@@ -160,11 +160,19 @@ class Publisher:
         if not messages:
             return
         if self.port.connected and len(self.buffer) == 0:
+            sent = 0
             try:
                 for topic, payload, qos, retain in messages:
                     self.port.publish(topic, payload, qos, retain)
+                    sent += 1
             except MqttError:
-                log.debug("publish failed mid-batch; the rest goes to the buffer")
+                # paho took the first `sent`; only the rest waits in the buffer
+                log.debug(
+                    "publish failed after %d of %d; the rest goes to the buffer",
+                    sent,
+                    len(messages),
+                )
+                messages = messages[sent:]
             else:
                 return
         self.buffer.append(messages)
