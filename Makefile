@@ -7,8 +7,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # System packages the integration tests need: a real broker, a pty pair for
 # RTU, the Laravel app the side-car delivers to, and promtool (package prometheus)
 # to lint /metrics.
-SYSTEM_PKGS := mosquitto mosquitto-clients socat php-cli php-sqlite3 php-mbstring php-xml php-laravel-framework prometheus
-SYSTEM_BINS := mosquitto mosquitto_sub socat php promtool
+SYSTEM_PKGS := mosquitto mosquitto-clients socat php-cli php-sqlite3 php-mbstring php-xml php-laravel-framework prometheus chromium
+SYSTEM_BINS := mosquitto mosquitto_sub socat php promtool chromium
 
 .PHONY: venv demo test test-fast lint bench system-deps clean
 
@@ -41,6 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy modbus_mqtt_bridge
+	$(BIN)/python -m pytest -q tests/unit/test_import_contract.py
 
 bench: system-deps $(STAMP)
 	$(BIN)/python bench/run.py

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modbus_mqtt_bridge.config.load import load_config
 from modbus_mqtt_bridge.config.model import Device
+from modbus_mqtt_bridge.modbus.wiretime import estimate_bus
 from modbus_mqtt_bridge.modbus.worker import Worker
 from modbus_mqtt_bridge.plan import build_plan
 from modbus_mqtt_bridge.readings import DeviceStatus, ReadFailure, Reading
-from modbus_mqtt_bridge.wiretime import estimate_bus
 from tests.support.ports import wait_until
 from tests.support.pty import PtyPair
 

@@ -138,18 +138,6 @@ def decode(words: Sequence[int] | Sequence[bool], register: Register) -> Value:
     return _decode_bool(words, register)
 
 
-def slice_for(register: Register, block_start: int, block: Sequence[int]) -> Sequence[int]:
-    """The words of `register` inside a merged read that began at address `block_start`."""
-    start = register.address - block_start
-    end = start + register.count
-    if start < 0 or end > len(block):
-        raise CodecError(
-            f"register {register.name!r} at {register.address} (+{register.count}) is outside "
-            f"the block read at {block_start} (+{len(block)})"
-        )
-    return block[start:end]
-
-
 def _unpack(words: Sequence[int] | Sequence[bool], layout: _Layout) -> int | float:
     try:
         (raw,) = layout.value.unpack(layout.words.pack(*words))

@@ -1,8 +1,11 @@
-"""What flows from the poller to the publisher: readings, read failures, device status."""
+"""What flows from the poller to the publisher: readings, read failures, device status, the
+Sink they flow into, and the publish filter that decides which readings are worth sending."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from .config.model import Device, Register
 
@@ -36,6 +39,17 @@ class DeviceStatus:
     device: Device
     online: bool
     reason: str = ""
+
+
+class Sink(Protocol):
+    """Where a worker's results go (the status board in front of the publish path, or
+    `once`'s collector)."""
+
+    def on_tick(
+        self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
+    ) -> None: ...
+
+    def on_status(self, status: DeviceStatus) -> None: ...
 
 
 class PublishFilter:

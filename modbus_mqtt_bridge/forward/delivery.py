@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from ..observe.metrics import ForwarderMetrics
+from ..retry import RetryPolicy, Throttle, jitter
 from .laravel import (
     Answer,
     DeadLetter,
@@ -30,7 +31,6 @@ from .laravel import (
     classify,
 )
 from .outbox import AsyncOutbox, Entry
-from .retry import RetryPolicy, Throttle, jitter
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from ..config.model import Config
 from ..errors import MqttError
 from ..mqtt.port import Message, MqttPort
 from ..observe.metrics import ForwarderMetrics
+from ..retry import RetryPolicy, Throttle, jitter
 from .laravel import Ignored, Item, parse_message
 from .outbox import AsyncOutbox
-from .retry import RetryPolicy, Throttle, jitter
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from ..config.model import Config
 from ..observe.health import Heartbeat
 from ..observe.http import HttpEndpoint
 from ..observe.metrics import ForwarderMetrics
-from ..systemd import Notifier
+from ..observe.systemd import Notifier
 from .delivery import Delivery
 from .intake import Intake
 from .outbox import AsyncOutbox

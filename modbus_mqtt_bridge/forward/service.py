@@ -18,11 +18,11 @@ from .. import __version__
 from ..config.model import Config, ForwardConfig
 from ..errors import BridgeError, ConfigError, Problem
 from ..observe.metrics import ForwarderMetrics
+from ..retry import RetryPolicy
 from .delivery import Delivery, Endpoints
 from .intake import Intake, client_id, subscription
 from .observe import Observed
 from .outbox import AsyncOutbox, Outbox
-from .retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

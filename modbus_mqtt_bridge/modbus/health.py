@@ -1,8 +1,8 @@
-"""Per-device health (a circuit breaker) and a throttle for repeating warnings."""
+"""Per-device health: a circuit breaker that backs a silent device off alone."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 LOG_EVERY_S = 60.0  # a repeating line problem is logged at most this often per kind
 
@@ -18,20 +18,3 @@ class DeviceHealth:
 
     def may_try(self, now: float) -> bool:
         return self.failures == 0 or now >= self.retry_at
-
-
-@dataclass
-class Throttle:
-    """Rate limit for repeating warnings: the first at once, then one summary per period."""
-
-    period_s: float = LOG_EVERY_S
-    _last: dict[str, float] = field(default_factory=dict)
-    _held: dict[str, int] = field(default_factory=dict)
-
-    def allow(self, key: str, now: float) -> int | None:
-        """None to stay quiet, else how many occurrences were held back since the last log."""
-        if now - self._last.get(key, -self.period_s) < self.period_s:
-            self._held[key] = self._held.get(key, 0) + 1
-            return None
-        self._last[key] = now
-        return self._held.pop(key, 0)

@@ -31,9 +31,9 @@ from ..errors import (
     ModbusExceptionResponse,
     ModbusTimeout,
 )
-from ..wiretime import MAX_FRAME_BYTES, SERIAL_TYPES, frame_gap, frame_time
 from .frames import classify
 from .line import Line
+from .wiretime import MAX_FRAME_BYTES, SERIAL_TYPES, frame_gap, frame_time
 
 # pymodbus logs every timeout at error level; the worker reports transitions instead.
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

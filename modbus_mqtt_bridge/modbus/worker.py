@@ -17,32 +17,22 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from .. import codec
-from ..backoff import backoff_delay
 from ..config.model import Connection, Device
 from ..errors import CodecError, ModbusConnectionError, ModbusError, ModbusExceptionResponse
 from ..observe.metrics import BridgeMetrics
 from ..plan import ReadRequest
-from ..readings import DeviceStatus, ReadFailure, Reading
+from ..readings import DeviceStatus, ReadFailure, Reading, Sink
+from ..retry import Throttle, backoff_delay
 from ..schedule import Schedule
 from . import isolate
-from .health import DeviceHealth, Throttle
+from .health import LOG_EVERY_S, DeviceHealth
 from .port import ModbusPort, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class Sink(Protocol):
-    """Where a worker's results go (the publisher, or `once`'s collector)."""
-
-    def on_tick(
-        self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
-    ) -> None: ...
-
-    def on_status(self, status: DeviceStatus) -> None: ...
 
 
 @dataclass
@@ -70,7 +60,7 @@ class Worker:
         self.devices = {r.device.name: r.device for r in self.requests}
         self.port.on_frame_error = self._frame_error
         self.port.turnaround_s = {d.unit_id: d.turnaround_delay_s for d in self.devices.values()}
-        self._throttle = Throttle()
+        self._throttle = Throttle(LOG_EVERY_S)
         self.health = {name: DeviceHealth() for name in self.devices}
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._splits: dict[int, isolate.Split] = {}  # id(planned request) -> its split
@@ -280,7 +270,7 @@ class Worker:
     def _frame_error(self, kind: str, detail: str) -> None:
         if self.metrics is not None:
             self.metrics.frame_errors.labels(self.conn.name, kind).inc()
-        held = self._throttle.allow(kind, time.monotonic())
+        held = self._throttle.allow(time.monotonic(), kind)
         if held is not None:
             more = f" ({held} more since the last report)" if held else ""
             log.warning("%s: %s frame on the line: %s%s", self.conn.name, kind, detail, more)

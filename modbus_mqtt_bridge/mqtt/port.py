@@ -89,7 +89,6 @@ class MqttPort:
         self._connected_once = False
         self.on_message: OnMessage | None = None
         self._on_ack: OnAck | None = None
-        self.on_connection_lost: Callable[[str], None] | None = None
         self._wire_callbacks()
 
     # -- connection ------------------------------------------------------------------
@@ -240,8 +239,7 @@ class MqttPort:
         if self._disconnected.is_set():
             return
         self._disconnected.set()
-        if self.on_connection_lost is not None:
-            self.on_connection_lost(reason)
+        log.debug("mqtt session ended: %s", reason)
 
     @property
     def on_ack(self) -> OnAck | None:

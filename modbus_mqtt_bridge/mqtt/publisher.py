@@ -13,13 +13,13 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from ..backoff import backoff_delay
-from ..buffer import Buffer, Buffered
 from ..config.model import Config, Device
 from ..errors import MqttError
 from ..observe.metrics import BridgeMetrics
 from ..readings import DeviceStatus, PublishFilter, ReadFailure, Reading, Value
+from ..retry import backoff_delay
 from . import payloads, topics
+from .buffer import Buffer, Buffered
 from .port import Message, MqttPort, OnMessage, Will, topic_matches
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from .threads import LoopThread
+from tests.support.threads import LoopThread
 
 
 class BadSlave:

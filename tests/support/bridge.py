@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from modbus_mqtt_bridge.bridge.service import Bridge
 from modbus_mqtt_bridge.config.model import Config
-from modbus_mqtt_bridge.service import Bridge
-
-from .process import LoggedProcess
-from .threads import LoopThread
+from tests.support.process import LoggedProcess
+from tests.support.threads import LoopThread
 
 
 class BridgeThread:

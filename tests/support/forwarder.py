@@ -22,9 +22,9 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .laravel import REPO, LaravelApp
-from .ports import wait_until
-from .process import LoggedProcess
+from tests.support.laravel import REPO, LaravelApp
+from tests.support.ports import wait_until
+from tests.support.process import LoggedProcess
 
 # (device_id, device name, register name, parameter, unit, register_address, data_type):
 # the seeded devices and parameters of the Laravel app.
@@ -247,8 +247,8 @@ def delivered_by(proc: ForwarderProcess) -> int:
 
 def main(path: str) -> int:
     from modbus_mqtt_bridge.config.model import Config, ForwardConfig, MetricsConfig, MqttConfig
-    from modbus_mqtt_bridge.forward.retry import Backoff, RetryPolicy
     from modbus_mqtt_bridge.forward.service import run
+    from modbus_mqtt_bridge.retry import Backoff, RetryPolicy
 
     data = json.loads(Path(path).read_text())
     logging.basicConfig(

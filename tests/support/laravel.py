@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from .ports import free_port, wait_until
+from tests.support.ports import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = Path(os.environ.get("LARAVEL_API_DIR", REPO.parent / "shared" / "laravel-api"))

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .ports import free_port, port_open, wait_until
+from tests.support.ports import free_port, port_open, wait_until
 
 
 class Mosquitto:

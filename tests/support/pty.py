@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .ports import wait_until
+from tests.support.ports import wait_until
 
 
 class PtyPair:

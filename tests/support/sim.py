@@ -7,10 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from modbus_mqtt_bridge.config.model import Config
-from modbus_mqtt_bridge.simulate import Simulator, serve
-
-from .ports import port_open, wait_until
-from .threads import LoopThread
+from modbus_mqtt_bridge.modbus.simulator import Simulator, serve
+from tests.support.ports import port_open, wait_until
+from tests.support.threads import LoopThread
 
 
 class SimThread:

@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .ports import wait_until
+from tests.support.ports import wait_until
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from modbus_mqtt_bridge.codec import (
     encode,
     encode_bit,
     interpretations,
-    slice_for,
 )
 from modbus_mqtt_bridge.config.model import Register
 from modbus_mqtt_bridge.config.types import TYPES, Table
@@ -259,16 +258,6 @@ def test_encode_bit() -> None:
 
 
 # -- block slicing and interpretations ----------------------------------------------------
-
-
-def test_slice_for() -> None:
-    block = [10, 11, 12, 13, 14]
-    assert list(slice_for(reg("int32", address=102), 100, block)) == [12, 13]
-    assert list(slice_for(reg("int16", address=104), 100, block)) == [14]
-    with pytest.raises(CodecError, match="outside the block"):
-        slice_for(reg("int32", address=104), 100, block)
-    with pytest.raises(CodecError, match="outside the block"):
-        slice_for(reg("int16", address=99), 100, block)
 
 
 def test_interpretations_of_two_registers() -> None:

@@ -16,16 +16,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modbus_mqtt_bridge.commands.check import Envelope, check, screen, too_late
-from modbus_mqtt_bridge.commands.parse import (
+from modbus_mqtt_bridge.config.model import CommandsConfig, Config, Connection, Device, Register
+from modbus_mqtt_bridge.config.types import Table
+from modbus_mqtt_bridge.writes.check import Envelope, check, screen, too_late
+from modbus_mqtt_bridge.writes.parse import (
     Command,
     CommandError,
     CommandExpired,
     CommandIgnored,
     parse,
 )
-from modbus_mqtt_bridge.config.model import CommandsConfig, Config, Connection, Device, Register
-from modbus_mqtt_bridge.config.types import Table
 
 NOW = 1_751_990_400.0  # 2025-07-08T16:00:00Z
 

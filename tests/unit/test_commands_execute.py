@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from modbus_mqtt_bridge.commands.check import Approved, check
-from modbus_mqtt_bridge.commands.execute import DirectRunner, execute
-from modbus_mqtt_bridge.commands.parse import CommandExpired, parse
 from modbus_mqtt_bridge.config.types import Table
 from modbus_mqtt_bridge.errors import ModbusExceptionResponse, ModbusTimeout
+from modbus_mqtt_bridge.writes.check import Approved, check
+from modbus_mqtt_bridge.writes.execute import DirectRunner, execute
+from modbus_mqtt_bridge.writes.parse import CommandExpired, parse
 from tests.unit.test_commands_check import CONFIG, DEVICE, FRESH, NOW
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modbus_mqtt_bridge.commands.parse import Command, CommandError, parse
+from modbus_mqtt_bridge.writes.parse import Command, CommandError, parse
 
 LIMIT = 4096
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from modbus_mqtt_bridge.config.fields import Problems
+from modbus_mqtt_bridge.config.schema import config_schema
 from modbus_mqtt_bridge.config.validate import build_config
-from modbus_mqtt_bridge.config_schema import config_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = config_schema()

@@ -10,8 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from modbus_mqtt_bridge.bridge.discovery import UNIT_CLASSES, device_message, safe_id, value_range
 from modbus_mqtt_bridge.config.model import Config
-from modbus_mqtt_bridge.discovery import UNIT_CLASSES, device_message, safe_id, value_range
 from tests.support.configs import config_from
 from tests.support.ha_schema import DEVICE_CLASS_UNITS, DEVICE_DISCOVERY
 

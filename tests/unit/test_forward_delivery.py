@@ -17,9 +17,9 @@ import pytest
 from modbus_mqtt_bridge.forward.delivery import Delivery, Endpoints
 from modbus_mqtt_bridge.forward.laravel import Item, parse_message
 from modbus_mqtt_bridge.forward.outbox import AsyncOutbox, Outbox
-from modbus_mqtt_bridge.forward.retry import Backoff, RetryPolicy
 from modbus_mqtt_bridge.forward.service import Target, http_client
 from modbus_mqtt_bridge.observe.metrics import ForwarderMetrics
+from modbus_mqtt_bridge.retry import Backoff, RetryPolicy
 
 API = "http://api.test/api/readings"
 BATCH = "http://api.test/api/readings/batch"

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modbus_mqtt_bridge.cli.convert import legacy_to_yaml
 from modbus_mqtt_bridge.config.legacy import is_legacy, slug
-from modbus_mqtt_bridge.config.load import legacy_to_yaml, load_config, load_config_text
+from modbus_mqtt_bridge.config.load import load_config, load_config_text
 from modbus_mqtt_bridge.config.types import Table
 from modbus_mqtt_bridge.errors import ConfigError
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from modbus_mqtt_bridge.observe.health import Heartbeat
-from modbus_mqtt_bridge.systemd import Notifier, credentials_env, watchdog_interval
+from modbus_mqtt_bridge.observe.systemd import Notifier, credentials_env, watchdog_interval
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = sorted((ROOT / "systemd").glob("*.service"))

@@ -8,8 +8,7 @@ import pytest
 
 from modbus_mqtt_bridge.config.model import Connection
 from modbus_mqtt_bridge.config.types import Table
-from modbus_mqtt_bridge.plan import build_plan
-from modbus_mqtt_bridge.wiretime import (
+from modbus_mqtt_bridge.modbus.wiretime import (
     char_time,
     estimate_bus,
     exchange_time,
@@ -18,6 +17,7 @@ from modbus_mqtt_bridge.wiretime import (
     inter_frame_delay,
     read_response_bytes,
 )
+from modbus_mqtt_bridge.plan import build_plan
 from tests.support.configs import config_from
 
 

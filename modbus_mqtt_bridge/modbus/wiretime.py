@@ -15,9 +15,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .config.model import Config, Connection
-from .config.types import Table
-from .plan import Plan, ReadRequest, format_duration
+from ..config.model import Config, Connection
+from ..config.types import Table
+from ..plan import Plan, ReadRequest, format_duration
 
 BITS_PER_CHAR = 11
 FAST_BAUD = 19200  # above it the spec fixes the gaps instead of scaling them

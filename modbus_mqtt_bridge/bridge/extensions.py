@@ -12,15 +12,15 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from ..config.model import Config
-from ..discovery import Discovery
 from ..errors import MqttError
 from ..modbus.worker import Worker
 from ..mqtt.publisher import Publisher
-from ..systemd import Notifier
-from .health import Heartbeat
-from .http import HttpEndpoint
-from .metrics import BridgeMetrics
-from .status import BridgeStatus, DeviceBoard
+from ..observe.health import Heartbeat
+from ..observe.http import HttpEndpoint
+from ..observe.metrics import BridgeMetrics
+from ..observe.systemd import Notifier
+from .board import BridgeStatus, DeviceBoard
+from .discovery import Discovery
 
 
 class BridgeExtensions:

@@ -12,16 +12,16 @@ import logging
 import signal
 from collections.abc import Callable
 
-from .buffer import open_buffer
-from .commands.handler import CommandHandler
-from .config.model import Config
-from .errors import ConfigError
-from .modbus.worker import Worker
-from .mqtt.publisher import Publisher
-from .observe.extensions import BridgeExtensions
-from .observe.metrics import BridgeMetrics
-from .observe.status import DeviceBoard
-from .plan import Plan, build_plan
+from ..config.model import Config
+from ..errors import ConfigError
+from ..modbus.worker import Worker
+from ..mqtt.buffer import open_buffer
+from ..mqtt.publisher import Publisher
+from ..observe.metrics import BridgeMetrics
+from ..plan import Plan, build_plan
+from ..writes.handler import CommandHandler
+from .board import DeviceBoard
+from .extensions import BridgeExtensions
 
 log = logging.getLogger(__name__)
 

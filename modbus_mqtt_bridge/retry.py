@@ -1,4 +1,5 @@
-"""Retry timing, pure: capped exponential backoff with jitter, the pause cadence, log throttles.
+"""Retry timing, pure: the one backoff (capped, jittered), the side-car's pause cadence and
+the one log throttle.
 
 Randomness and time come in as arguments (`rand` in [0, 1), `now` in seconds), so every
 delay is a plain function of its inputs and tests need no clock; `jitter()` is the
@@ -31,6 +32,12 @@ class Backoff:
         return step / 2 + step / 2 * rand
 
 
+def backoff_delay(failures: int, first_s: float = 1.0, cap_s: float = 60.0) -> float:
+    """The delay after the n-th failure in a row (n >= 1), jittered: the bridge's workers
+    and MQTT session use this form."""
+    return Backoff(base_s=first_s, cap_s=cap_s).delay(failures - 1, jitter())
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Every delay the side-car uses; tests shorten them, operators keep the defaults."""
@@ -54,17 +61,26 @@ class RetryPolicy:
 
 @dataclass(slots=True)
 class Throttle:
-    """True at most once per `every_s`: repeats of a log line are rate-limited."""
+    """Rate limit for a repeating log line, per key: the first at once, then at most one per
+    `every_s`, telling how many were held back in between."""
 
     every_s: float
-    last: float | None = None
+    _last: dict[str, float] = field(default_factory=dict)
+    _held: dict[str, int] = field(default_factory=dict)
 
-    def due(self, now: float) -> bool:
-        if self.last is not None and now - self.last < self.every_s:
-            return False
-        self.last = now
-        return True
+    def allow(self, now: float, key: str = "") -> int | None:
+        """None to stay quiet, else how many occurrences were held back since the last one."""
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
 
-    def reset(self) -> None:
+    def due(self, now: float, key: str = "") -> bool:
+        return self.allow(now, key) is not None
+
+    def reset(self, key: str = "") -> None:
         """The condition ended: its next occurrence is news again."""
-        self.last = None
+        self._last.pop(key, None)
+        self._held.pop(key, None)

@@ -16,7 +16,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
-from .observe.health import Heartbeat
+from .health import Heartbeat
 
 log = logging.getLogger(__name__)
 

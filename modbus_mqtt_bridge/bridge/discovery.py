@@ -19,13 +19,13 @@ import re
 import sys
 from collections.abc import Callable
 
-from . import __version__
-from .config.model import Config, Device, Register
-from .config.types import TYPES
-from .errors import MqttError
-from .mqtt import topics
-from .mqtt.port import Message
-from .observe.metrics import BridgeMetrics
+from .. import __version__
+from ..config.model import Config, Device, Register
+from ..config.types import TYPES
+from ..errors import MqttError
+from ..mqtt import topics
+from ..mqtt.port import Message
+from ..observe.metrics import BridgeMetrics
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modbus_mqtt_bridge.forward.retry import Backoff, RetryPolicy, Throttle, jitter
+from modbus_mqtt_bridge.retry import Backoff, RetryPolicy, Throttle, jitter
 
 BACKOFF = Backoff(base_s=1.0, cap_s=30.0)
 

@@ -11,15 +11,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Literal
 
-from . import __version__
-from .config.addressing import Address
-from .config.load import legacy_to_yaml, load_config, resolve_config_path
-from .config.model import Config, Connection
-from .config.types import Table
-from .errors import BridgeError, ConfigError
-from .observe.logs import setup_logging
+from .. import __version__
+from ..config.load import load_config, resolve_config_path
+from ..config.model import Config
+from ..errors import BridgeError, ConfigError
+from ..observe.logs import setup_logging
+from . import commission
 
 log = logging.getLogger("modbus_mqtt_bridge")
 
@@ -70,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    from .systemd import credentials_env  # noqa: PLC0415
+    from ..observe.systemd import credentials_env  # noqa: PLC0415
 
     path = resolve_config_path(args.config, os.environ)
     # systemd LoadCredential= secrets fill LARAVEL_API_TOKEN / MQTT_PASSWORD when unset
@@ -83,7 +81,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .service import run_until_signalled  # noqa: PLC0415  (keeps `validate` light)
+    from ..bridge.service import run_until_signalled  # noqa: PLC0415  (keeps `validate` light)
 
     config = _load(args)
     asyncio.run(run_until_signalled(config, reload=lambda: _load(args)))
@@ -91,14 +89,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_forward(args: argparse.Namespace) -> int:
-    from .forward.service import run  # noqa: PLC0415
+    from ..forward.service import run  # noqa: PLC0415
 
     return run(_load(args))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .plan import build_plan, format_plan  # noqa: PLC0415
-    from .wiretime import format_estimates  # noqa: PLC0415
+    from ..modbus.wiretime import format_estimates  # noqa: PLC0415
+    from ..plan import build_plan, format_plan  # noqa: PLC0415
 
     config = load_config(resolve_config_path(args.config, os.environ))
     plan = build_plan(config)
@@ -116,8 +114,8 @@ def _cmd_once(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .service import install_stop_signals  # noqa: PLC0415
-    from .simulate import Simulator, serve  # noqa: PLC0415
+    from ..bridge.service import install_stop_signals  # noqa: PLC0415
+    from ..modbus.simulator import Simulator, serve  # noqa: PLC0415
 
     config = _load(args)
     serial = dict(args.serial or [])
@@ -141,6 +139,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import legacy_to_yaml  # noqa: PLC0415
+
     print(legacy_to_yaml(args.legacy), end="")
     return EXIT_OK
 
@@ -193,124 +193,13 @@ def _convert_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("legacy", help="legacy JSON device list (the old poller.py config)")
 
 
-def _cmd_write(args: argparse.Namespace) -> int:
-    from .commands.handler import write_once  # noqa: PLC0415
-
-    config = _load(args)
-    code, result = asyncio.run(write_once(config, args.device, args.register, args.value))
-    print(result)
-    return code
-
-
-def _write_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("device", help="device name from the config")
-    p.add_argument("register", help="writable register of that device")
-    p.add_argument("value", help="value as on MQTT: 21.5, true/false, ON/OFF, 1/0, text")
-
-
 def _cmd_schema(_args: argparse.Namespace) -> int:
     import json  # noqa: PLC0415
 
-    from .config_schema import config_schema  # noqa: PLC0415
+    from ..config.schema import config_schema  # noqa: PLC0415
 
     print(json.dumps(config_schema(), indent=2, ensure_ascii=False))
     return EXIT_OK
-
-
-def _cmd_read(args: argparse.Namespace) -> int:
-    from .config.addressing import parse_address  # noqa: PLC0415
-
-    setup_logging(level=args.log_level or "WARNING")
-    try:
-        location = parse_address(args.address, args.table)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    conn = _read_connection(args)
-    words = asyncio.run(_read_once(conn, location.table, location.address, args))
-    print(_format_read(conn, args.unit, location, words))
-    return EXIT_OK
-
-
-def _read_connection(args: argparse.Namespace) -> Connection:
-    if args.serial:
-        return Connection(
-            "modbus",
-            "rtu",
-            port=args.serial,
-            timeout_s=args.timeout,
-            baudrate=args.baudrate,
-            parity=args.parity,
-            stopbits=args.stopbits,
-            bytesize=args.bytesize,
-        )
-    kind: Literal["tcp", "rtu-over-tcp"] = "rtu-over-tcp" if args.rtu_over_tcp else "tcp"
-    return Connection("modbus", kind, host=args.host, port=args.port, timeout_s=args.timeout)
-
-
-async def _read_once(
-    conn: Connection, table: Table, address: int, args: argparse.Namespace
-) -> list[int]:
-    from .modbus.port import ModbusPort  # noqa: PLC0415
-
-    port = ModbusPort(conn)
-    await port.connect()
-    try:
-        return await port.read(table, address, args.count, args.unit)
-    finally:
-        port.close()
-
-
-def _format_read(conn: Connection, unit: int, location: Address, words: list[int]) -> str:
-    """The raw answer, then one line per plausible decoding (type, byte and word order)."""
-    from .codec import interpretations  # noqa: PLC0415
-    from .config.types import TYPES  # noqa: PLC0415
-    from .modbus.port import describe  # noqa: PLC0415
-
-    where = f"{location.table.value} {location.address}"
-    if location.written != location.address:
-        where += f" ({location.written})"
-    lines = [f"{describe(conn)} unit {unit}: {where}, {len(words)} value(s)"]
-    if location.table.is_bits:
-        lines.append("bits: " + " ".join(str(b) for b in words))
-        return "\n".join(lines)
-    lines.append("raw:  " + " ".join(f"0x{w:04x}" for w in words))
-    lines.append("      " + " ".join(f"{w:>6}" for w in words))
-    lines.append(f"{'type':<8} {'byte_order':<10} {'word_order':<10} value")
-    for type_name, byte_order, word_order, value in interpretations(words):
-        single = type_name == "string" or TYPES[type_name].registers == 1
-        lines.append(
-            f"{type_name:<8} {byte_order:<10} {'-' if single else word_order:<10} {value!r}"
-        )
-    return "\n".join(lines)
-
-
-def _read_options(p: argparse.ArgumentParser) -> None:
-    target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--host", help="Modbus TCP device or gateway")
-    target.add_argument("--serial", metavar="PORT", help="serial port, e.g. /dev/ttyUSB0 or COM3")
-    p.add_argument("--port", type=int, default=502, help="TCP port (default 502)")
-    p.add_argument("--rtu-over-tcp", action="store_true", help="RTU frames through a TCP gateway")
-    p.add_argument("--baudrate", type=int, default=9600)
-    p.add_argument("--parity", choices=("N", "E", "O"), default="N")
-    p.add_argument("--stopbits", type=int, choices=(1, 2), default=1)
-    p.add_argument("--bytesize", type=int, choices=(5, 6, 7, 8), default=8)
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
-    p.add_argument("--unit", type=int, default=1, help="Modbus unit / slave id (default 1)")
-    p.add_argument(
-        "--address",
-        required=True,
-        help="Modicon (40001) or, with --table, the 0-based address (decimal or 0x hex)",
-    )
-    p.add_argument("--table", choices=("holding", "input", "coil", "discrete"))
-    p.add_argument(
-        "--count",
-        type=int,
-        default=4,
-        choices=range(1, 126),
-        metavar="1..125",
-        help="registers (or bits) to read (default 4: enough for every 64-bit type)",
-    )
 
 
 _COMMANDS: list[
@@ -345,17 +234,17 @@ _COMMANDS: list[
     ),
     (
         "read",
-        _cmd_read,
+        commission.cmd_read,
         "read one register of a TCP/RTU device and show every plausible decoding",
-        _read_options,
+        commission.read_options,
     ),
     ("schema", _cmd_schema, "print the JSON Schema of the config, for editors", _no_options),
     (
         "write",
-        _cmd_write,
+        lambda args: commission.cmd_write(args, _load),
         "write one register of a configured device (same checks as MQTT commands); "
         "exit 0 ok, 1 failed, 2 refused",
-        _write_options,
+        commission.write_options,
     ),
 ]
 

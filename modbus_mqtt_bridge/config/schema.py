@@ -14,12 +14,12 @@ import types
 import typing
 from typing import Any, Literal
 
-from .config import model
-from .config.addressing import TABLE_NAMES
-from .config.durations import _UNITS as DURATION_UNITS
-from .config.types import ALIASES, TYPES
-from .config.validate import LOG_LEVELS, PROTOCOLS
-from .config.validate_devices import CONNECTION_TYPES, PARITIES
+from . import model
+from .addressing import TABLE_NAMES
+from .durations import _UNITS as DURATION_UNITS
+from .types import ALIASES, TYPES
+from .validate import LOG_LEVELS, PROTOCOLS
+from .validate_devices import CONNECTION_TYPES, PARITIES
 
 Schema = dict[str, Any]
 

@@ -9,13 +9,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from .config.model import Config, Device
-from .errors import MqttError
-from .modbus.worker import Worker
-from .mqtt import payloads, topics
-from .mqtt.port import MqttPort
-from .plan import build_plan
-from .readings import DeviceStatus, ReadFailure, Reading
+from ..config.model import Config, Device
+from ..errors import MqttError
+from ..modbus.worker import Worker
+from ..mqtt import payloads, topics
+from ..mqtt.port import MqttPort
+from ..plan import build_plan
+from ..readings import DeviceStatus, ReadFailure, Reading
 
 PUBLISH_TIMEOUT_S = 10.0
 

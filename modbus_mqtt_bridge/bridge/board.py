@@ -12,14 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .. import __version__
-from ..buffer import Buffer
 from ..config.model import Config, Device
 from ..modbus.health import DeviceHealth
-from ..modbus.worker import Sink
+from ..mqtt.buffer import Buffer
 from ..mqtt.payloads import iso_ms
-from ..readings import DeviceStatus, ReadFailure, Reading, Value
-from .health import Heartbeat
-from .metrics import BridgeMetrics
+from ..observe.health import Heartbeat
+from ..observe.metrics import BridgeMetrics
+from ..readings import DeviceStatus, ReadFailure, Reading, Sink, Value
 
 
 @dataclass

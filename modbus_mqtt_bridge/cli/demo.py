@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config.load import load_config
-from .config.model import MqttConfig
-from .errors import BridgeError
-from .mqtt.port import Message, MqttPort
-from .service import Bridge, install_stop_signals
-from .simulate import serve
+from ..bridge.service import Bridge, install_stop_signals
+from ..config.load import load_config
+from ..config.model import MqttConfig
+from ..errors import BridgeError
+from ..modbus.simulator import serve
+from ..mqtt.port import Message, MqttPort
 
 DEMO_CONFIG = """\
 site: demo

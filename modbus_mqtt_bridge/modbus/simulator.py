@@ -27,11 +27,11 @@ from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
-from . import codec
-from .config.model import Config, Connection, Device, Register
-from .config.types import TYPES, Table
-from .errors import CodecError
-from .readings import Value
+from .. import codec
+from ..config.model import Config, Connection, Device, Register
+from ..config.types import TYPES, Table
+from ..errors import CodecError
+from ..readings import Value
 from .wiretime import SERIAL_TYPES, exchange_time, frame_gap
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ from typing import Any
 from ..config.model import Config, Device
 from ..errors import ModbusError, MqttError
 from ..modbus.port import ModbusPort
-from ..modbus.worker import Sink
 from ..mqtt import topics
 from ..mqtt.port import Message, message_properties
 from ..mqtt.publisher import Publisher
 from ..observe.metrics import BridgeMetrics
+from ..readings import Sink
 from . import check, parse
 from .check import Approved, Envelope
 from .execute import Clock, DirectRunner, Runner, WriteResult, execute

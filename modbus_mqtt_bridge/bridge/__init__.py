@@ -1,0 +1,1 @@
+"""The `run` process: workers, publish path, write commands and extensions, assembled."""
