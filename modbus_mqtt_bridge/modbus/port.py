@@ -6,6 +6,11 @@ and backoff policy, so a dead device costs exactly one timeout, visibly.
 On an RTU line (`rtu`, `rtu-over-tcp`) the port also keeps the line discipline (see
 line.py): the inter-frame silence, a device's turnaround after writes, settling and
 flushing after a failed exchange, and naming frame errors (frames.py) for the worker.
+
+Only reads are ever asked twice. A write is sent exactly once, whatever became of its
+answer: a mangled acknowledgement says nothing about whether the device applied it, and
+sending it again could apply it twice (a pulse, a toggle, a counter reset). The caller
+reads the register back instead (writes/execute.py, SPEC 3).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ EXCEPTION_NAMES = {
     10: "gateway path unavailable",
     11: "gateway target device failed to respond",
 }
-# A frame mangled on the line is noise, not a dead device: such an exchange is retried once.
+# A frame mangled on the line is noise, not a dead device: such a read is asked once more.
 NOISE_KINDS = frozenset({"crc", "partial", "garbage"})
 SETTLE_MAX_S = 0.1  # after a failure, wait for a straggling answer at most this long
 _READ_FC = {Table.COIL: 1, Table.DISCRETE: 2, Table.HOLDING: 3, Table.INPUT: 4}
@@ -103,7 +108,7 @@ class ModbusPort:
             Table.DISCRETE: self._client.read_discrete_inputs,
         }[table]
         call = partial(fn, address, count=count, device_id=unit_id)
-        response = await self._call(_READ_FC[table], unit_id, call)
+        response = await self._call(_READ_FC[table], unit_id, call, again_on_noise=True)
         if table.is_bits:
             bits = list(response.bits)
             if len(bits) < count:
@@ -147,16 +152,19 @@ class ModbusPort:
         unit_id: int,
         call: Callable[[], Awaitable[Any]],
         hold_s: float = 0.0,
+        *,
+        again_on_noise: bool = False,
     ) -> Any:
+        """One exchange; `again_on_noise` (reads only) asks once more after line noise."""
         if self.line is None:
             return await self._request(call)
         try:
             return await self._exchange(self.line, function_code, unit_id, call, hold_s)
         except (ModbusTimeout, ModbusBadResponse) as exc:
-            if not isinstance(exc.__cause__, _Noise):
+            if not again_on_noise or not isinstance(exc.__cause__, _Noise):
                 raise
             # The unit did answer and the line mangled it: ask once more, after the line
-            # settled, rather than call a live device offline.
+            # settled, rather than call a live device offline. Harmless for a read only.
             return await self._exchange(self.line, function_code, unit_id, call, hold_s)
 
     async def _exchange(
