@@ -215,6 +215,22 @@ def test_refusals_leave_the_slave_untouched(
     rig.wait_polled()
 
 
+@pytest.mark.parametrize(
+    ("topic", "payload", "error"),
+    [
+        ("plc/mode/set", '{"id": "c-13"}', 'missing "value"'),
+        ("plc/mode/set", '{"id": "c-14", "value": 1, "ts": "yesterday"}', "not an ISO 8601"),
+        ("plc/voltage/set", '{"id": "c-15", "value": 1}', "not writable"),
+        ("plc/set", '{"id": "c-16"}', "no register to write"),
+        ("ghost/set", '{"id": "c-17", "a": 1}', "unknown device"),
+    ],
+)
+def test_a_refusal_echoes_the_commands_id(rig: Rig, topic: str, payload: str, error: str) -> None:
+    answer = rig.command(f"{SITE}/{topic}", payload)
+    assert answer["id"] == json.loads(payload)["id"] and answer["ok"] is False
+    assert error in answer["error"]
+
+
 def test_device_level_refusal_writes_nothing(rig: Rig) -> None:
     before = rig.raw()
     answer = rig.command(f"{SITE}/plc/set", '{"setpoint": 22, "voltage": 1, "id": "d-bad"}')
