@@ -94,6 +94,16 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class ModbusTls:
+    """Modbus/TCP Security (TLS): the device's certificate is always verified, never skipped."""
+
+    ca_file: str | None = None  # None: the system's trusted CAs
+    cert_file: str | None = None  # the bridge's client certificate (the device may demand one)
+    key_file: str | None = None  # its private key, unless cert_file holds it too
+    server_hostname: str | None = None  # the name the certificate carries; None: host
+
+
+@dataclass(frozen=True)
 class Connection:
     """A transport; every device behind it shares its one worker."""
 
@@ -107,7 +117,7 @@ class Connection:
     stopbits: int = 1
     bytesize: int = 8
     inter_frame_delay_s: float | None = None  # None: 3.5 character times at the baud rate
-    tls: bool = False
+    tls: ModbusTls | None = None  # tcp only; None: plaintext Modbus/TCP
 
 
 @dataclass(frozen=True)

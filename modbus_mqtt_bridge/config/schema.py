@@ -225,3 +225,10 @@ def _default(field: dataclasses.Field[Any]) -> Any:
     if value is dataclasses.MISSING or value is None:
         return None
     return value if isinstance(value, str | int | float | bool) else None
+
+
+# `tls: true` (system CAs) or its options: set here, as it needs object_schema.
+OVERRIDES[(model.Connection, "tls")] = {
+    "anyOf": [{"type": "boolean"}, object_schema(model.ModbusTls), ENV_REF],
+    "description": "tcp only: Modbus/TCP Security (port 802 by default); never plaintext",
+}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,20 +17,25 @@ from modbus_mqtt_bridge.config.model import Config
 from modbus_mqtt_bridge.config.types import Table
 from modbus_mqtt_bridge.modbus.port import ModbusPort
 from modbus_mqtt_bridge.writes.handler import write_once
-from tests.support.configs import config_from
+from tests.support.bridge import BridgeThread
+from tests.support.configs import config_from, write_config
+from tests.support.mosquitto import Mosquitto
+from tests.support.ports import wait_until
 from tests.support.pty import PtyPair
 from tests.support.sim import SimThread
 
 WRITE_CODES = (5, 6, 15, 16, 22)
 
 
-def _yaml(port: Path) -> str:
+def _yaml(port: Path, mqtt_url: str = "mqtt://127.0.0.1:1") -> str:
     return f"""
         site: rtuw
+        mqtt: {{url: "{mqtt_url}"}}
         connections: [{{name: bus, type: rtu, port: {port}, baudrate: 19200, timeout: 0.3}}]
         devices:
           - name: plc
             unit: 3
+            interval: 200ms
             registers:
               - {{name: mode, address: 40004, type: uint16, writable: true}}
               - {{name: flags, address: 40005, type: uint16}}
@@ -100,3 +107,44 @@ def test_a_read_whose_answer_is_mangled_is_asked_again(line: Line) -> None:
 
     assert asyncio.run(read()) == [1]
     assert [f[1] for f in line.requests_received()] == [3, 3]
+
+
+# -- the port is the bridge's alone ----------------------------------------------------
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modbus_mqtt_bridge", *args],
+        cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_second_opener_of_the_bridges_port_is_told_to_use_mqtt(
+    line: Line, tmp_path: Path, broker: Mosquitto
+) -> None:
+    yaml = _yaml(line.pty.a, broker.url)
+    path = write_config(tmp_path, yaml, "held.yaml")
+    bridge = BridgeThread(config_from(tmp_path, yaml)).start()
+    try:
+        wait_until(line.requests_received, 15, "the bridge to poll the line")
+        polled = len(line.requests_received())
+        write = _cli("write", "-c", str(path), "plc", "mode", "7", cwd=tmp_path)
+        read = _cli("read", "--serial", str(line.pty.a), "--address", "40004", cwd=tmp_path)
+        for done in (write, read):
+            assert done.returncode == 1, (done.stdout, done.stderr)
+            assert "Traceback" not in done.stderr
+        (written,) = write.stdout.splitlines()
+        assert json.loads(written)["ok"] is False
+        assert f"serial port {line.pty.a} is in use, probably by the running bridge" in written
+        assert "MQTT command topic" in written
+        (refused,) = read.stderr.splitlines()
+        assert refused.startswith(f"error: serial port {line.pty.a} is in use"), refused
+        # the bridge's own exchanges went on untouched, and nothing was written
+        wait_until(lambda: len(line.requests_received()) > polled + 2, 15, "more polls")
+        assert line.writes_received() == []
+    finally:
+        bridge.stop()
