@@ -122,8 +122,11 @@ class ModbusPort:
                 f"serial port {self.conn.port} is in use, probably by the running bridge: "
                 "use its MQTT command topic ({site}/{device}/{register}/set) instead"
             )
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = f"certificate verify failed: {exc.verify_message}"
+            return f"cannot connect to {describe(self.conn)}: TLS handshake failed: {reason}"
         if isinstance(exc, ssl.SSLError):
-            reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+            reason = exc.reason or str(exc)
             return f"cannot connect to {describe(self.conn)}: TLS handshake failed: {reason}"
         return f"cannot connect to {describe(self.conn)}: {exc.strerror or exc}"
 
