@@ -13,6 +13,7 @@ from .types import Table, register_count
 
 ByteOrder = Literal["big", "little"]
 ConnectionType = Literal["tcp", "rtu", "rtu-over-tcp"]
+BitWrite = Literal["read-modify-write", "mask"]  # how one bit of a register is written
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class Register:
     byte_order: ByteOrder = "big"
     word_order: ByteOrder = "big"
     bit: int | None = None  # bool from one bit of a register
+    bit_write: BitWrite = "read-modify-write"  # "mask": FC22, the other bits untouched
     length: int | None = None  # string length in registers
     scale: float = 1.0
     offset: float = 0.0

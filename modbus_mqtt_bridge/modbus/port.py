@@ -165,6 +165,20 @@ class ModbusPort:
             call = partial(self._client.write_registers, address, list(values), **quiet.kwargs)
             await self._call(16, unit_id, call, quiet.hold_s)
 
+    async def mask_write_register(
+        self, address: int, and_mask: int, or_mask: int, unit_id: int
+    ) -> None:
+        """FC22: the device applies (current AND and_mask) OR (or_mask & ~and_mask) itself."""
+        quiet = self._turnaround(unit_id)
+        call = partial(
+            self._client.mask_write_register,
+            address=address,
+            and_mask=and_mask,
+            or_mask=or_mask,
+            **quiet.kwargs,
+        )
+        await self._call(22, unit_id, call, quiet.hold_s)
+
     async def write_coils(self, address: int, values: Sequence[bool], unit_id: int) -> None:
         quiet = self._turnaround(unit_id)
         if len(values) == 1:

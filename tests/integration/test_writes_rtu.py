@@ -40,6 +40,8 @@ def _yaml(port: Path, mqtt_url: str = "mqtt://127.0.0.1:1") -> str:
               - {{name: mode, address: 40004, type: uint16, writable: true}}
               - {{name: flags, address: 40005, type: uint16}}
               - {{name: alarm, address: 40005, type: bool, bit: 2, writable: true}}
+              - {{name: trip, address: 40005, type: bool, bit: 5, writable: true,
+                  bit_write: mask}}
         """
 
 
@@ -107,6 +109,32 @@ def test_a_read_whose_answer_is_mangled_is_asked_again(line: Line) -> None:
 
     assert asyncio.run(read()) == [1]
     assert [f[1] for f in line.requests_received()] == [3, 3]
+
+
+# -- one bit of a register -------------------------------------------------------------
+
+
+def test_a_bit_with_bit_write_mask_is_one_fc22_and_the_other_bits_stay(line: Line) -> None:
+    line.sim.set_value("plc", "flags", 0b1000_0001)
+    code, answer = asyncio.run(write_once(line.config, "plc", "trip", "ON"))
+    assert (code, json.loads(answer)) == (
+        0,
+        {"id": None, "ok": True, "value": True, "readback": True},
+    )
+    # no read before the write: the device applies the masks itself, atomically
+    assert [f[1] for f in line.requests_received()] == [22, 3]
+    assert line.sim.call(lambda: line.sim.sim.read_raw("plc", "flags")) == [0b1010_0001]
+    code, answer = asyncio.run(write_once(line.config, "plc", "trip", "OFF"))
+    assert json.loads(answer)["ok"] is True
+    assert line.sim.call(lambda: line.sim.sim.read_raw("plc", "flags")) == [0b1000_0001]
+
+
+def test_a_bit_by_default_is_read_modify_write(line: Line) -> None:
+    line.sim.set_value("plc", "flags", 0b1000_0001)
+    code, answer = asyncio.run(write_once(line.config, "plc", "alarm", "ON"))
+    assert (code, json.loads(answer)["ok"]) == (0, True)
+    assert [f[1] for f in line.requests_received()] == [3, 6, 3]
+    assert line.sim.call(lambda: line.sim.sim.read_raw("plc", "flags")) == [0b1000_0101]
 
 
 # -- the port is the bridge's alone ----------------------------------------------------

@@ -95,7 +95,7 @@ KNOWN_KEYS = (
     *("turnaround_delay", "description", "registers", "parameter", "address", "table"),
     *("register_address", "data_type", "bit", "length", "scale", "offset", "deadband"),
     *("writable", "min", "max"),
-    *("server_hostname",),
+    *("server_hostname", "bit_write"),
 )
 
 

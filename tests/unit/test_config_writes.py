@@ -71,3 +71,44 @@ def test_tls_problems(tls: str, problem: str) -> None:
 def test_tls_is_for_tcp_only() -> None:
     found = problems(_config("{name: c, type: rtu, port: /dev/ttyUSB0, tls: true}"))
     assert found == ["connections[0].tls: applies to tcp connections only, not rtu"]
+
+
+def _bit(extra: str) -> str:
+    return _config("{name: c, host: h}", f"[{{name: b, address: 40001, bit: 3{extra}}}]")
+
+
+def test_bit_write_defaults_to_read_modify_write_and_takes_mask() -> None:
+    (default,) = load(_bit(", writable: true")).devices[0].registers
+    (masked,) = load(_bit(", writable: true, bit_write: mask")).devices[0].registers
+    (rmw,) = load(_bit(", writable: true, bit_write: rmw")).devices[0].registers
+    assert (default.bit_write, masked.bit_write, rmw.bit_write) == (
+        "read-modify-write",
+        "mask",
+        "read-modify-write",
+    )
+
+
+@pytest.mark.parametrize(
+    ("registers", "problem"),
+    [
+        (
+            "[{name: b, address: 40001, bit: 3, writable: true, bit_write: fc22}]",
+            "devices[0].registers[0].bit_write: expected one of read-modify-write, mask",
+        ),
+        (
+            "[{name: b, address: 40001, type: uint16, writable: true, bit_write: mask}]",
+            "devices[0].registers[0].bit_write: applies to a bit (bit: N) of a holding register",
+        ),
+        (
+            "[{name: b, address: 00001, writable: true, bit_write: mask}]",
+            "devices[0].registers[0].bit_write: applies to a bit (bit: N) of a holding register",
+        ),
+        (
+            "[{name: b, address: 40001, bit: 3, bit_write: mask}]",
+            "devices[0].registers[0].bit_write: applies to writable registers only",
+        ),
+    ],
+)
+def test_bit_write_problems(registers: str, problem: str) -> None:
+    found = problems(_config("{name: c, host: h}", registers))
+    assert any(p.startswith(problem) for p in found), found
