@@ -13,6 +13,7 @@ from .types import Table, register_count
 
 ByteOrder = Literal["big", "little"]
 ConnectionType = Literal["tcp", "rtu", "rtu-over-tcp"]
+BitWrite = Literal["read-modify-write", "mask"]  # how one bit of a register is written
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,16 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class ModbusTls:
+    """Modbus/TCP Security (TLS): the device's certificate is always verified, never skipped."""
+
+    ca_file: str | None = None  # None: the system's trusted CAs
+    cert_file: str | None = None  # the bridge's client certificate (the device may demand one)
+    key_file: str | None = None  # its private key, unless cert_file holds it too
+    server_hostname: str | None = None  # the name the certificate carries; None: host
+
+
+@dataclass(frozen=True)
 class Connection:
     """A transport; every device behind it shares its one worker."""
 
@@ -107,7 +118,7 @@ class Connection:
     stopbits: int = 1
     bytesize: int = 8
     inter_frame_delay_s: float | None = None  # None: 3.5 character times at the baud rate
-    tls: bool = False
+    tls: ModbusTls | None = None  # tcp only; None: plaintext Modbus/TCP
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,7 @@ class Register:
     byte_order: ByteOrder = "big"
     word_order: ByteOrder = "big"
     bit: int | None = None  # bool from one bit of a register
+    bit_write: BitWrite = "read-modify-write"  # "mask": FC22, the other bits untouched
     length: int | None = None  # string length in registers
     scale: float = 1.0
     offset: float = 0.0

@@ -20,6 +20,7 @@ from .durations import _UNITS as DURATION_UNITS
 from .types import ALIASES, TYPES
 from .validate import LOG_LEVELS, PROTOCOLS
 from .validate_devices import CONNECTION_TYPES, PARITIES
+from .validate_registers import BIT_WRITES
 
 Schema = dict[str, Any]
 
@@ -73,6 +74,10 @@ OVERRIDES: dict[tuple[type, str], Schema] = {
     (model.Register, "register_address"): {"anyOf": [{"type": "integer", "minimum": 0}, ADDRESS]},
     (model.Register, "type"): TYPE_NAMES,
     (model.Register, "data_type"): {**TYPE_NAMES, "description": "legacy synonym of type"},
+    (model.Register, "bit_write"): {
+        **_choices(BIT_WRITES),
+        "description": "a bit of a holding register: mask (FC22, atomic) or read-modify-write",
+    },
     (model.MqttConfig, "protocol"): _choices(PROTOCOLS, 5, 5.0),
     (model.LoggingConfig, "level"): _choices(LOG_LEVELS),
 }
@@ -225,3 +230,10 @@ def _default(field: dataclasses.Field[Any]) -> Any:
     if value is dataclasses.MISSING or value is None:
         return None
     return value if isinstance(value, str | int | float | bool) else None
+
+
+# `tls: true` (system CAs) or its options: set here, as it needs object_schema.
+OVERRIDES[(model.Connection, "tls")] = {
+    "anyOf": [{"type": "boolean"}, object_schema(model.ModbusTls), ENV_REF],
+    "description": "tcp only: Modbus/TCP Security (port 802 by default); never plaintext",
+}

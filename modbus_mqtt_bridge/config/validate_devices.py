@@ -5,19 +5,22 @@ Cross-entry checks (unknown connection, duplicates, overlaps) live in validate_r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .fields import (
     MISSING,
+    EnvText,
     FieldError,
     Fields,
     Problems,
+    Unresolved,
     describe,
     int_in,
     segment_name,
     to_text,
 )
-from .model import Connection, ConnectionType, Device, Register
+from .model import Connection, ConnectionType, Device, ModbusTls, Register
 from .validate_registers import ORDERS, RegisterDefaults, read_register
 
 CONNECTION_TYPES: dict[str, ConnectionType] = {
@@ -29,6 +32,7 @@ CONNECTION_TYPES: dict[str, ConnectionType] = {
 }
 PARITIES: dict[str, str] = {"n": "N", "none": "N", "e": "E", "even": "E", "o": "O", "odd": "O"}
 SERIAL_KEYS = ("baudrate", "parity", "stopbits", "bytesize")
+MODBUS_TLS_PORT = 802  # Modbus/TCP Security's registered port
 RESERVED_DEVICE = {"bridge": "{site}/bridge/status is the bridge's own status topic"}
 
 
@@ -64,7 +68,8 @@ def read_connection(path: str, raw: object, problems: Problems) -> Located | Non
         return None
     name = f.required("name", to_name)
     kind = f.choice("type", "tcp", CONNECTION_TYPES)
-    host, port = _read_endpoint(f, kind)
+    tls = read_modbus_tls(f) if kind == "tcp" else None
+    host, port = _read_endpoint(f, kind, MODBUS_TLS_PORT if tls else 502)
     connection = Connection(
         name=name or "",
         type=kind,
@@ -76,7 +81,7 @@ def read_connection(path: str, raw: object, problems: Problems) -> Located | Non
         stopbits=f.integer("stopbits", 1, 1, 2),
         bytesize=f.integer("bytesize", 8, 5, 8),
         inter_frame_delay_s=f.opt_duration("inter_frame_delay", zero_ok=True),
-        tls=f.boolean("tls", False),
+        tls=tls,
     )
     _check_applicable(f, kind)
     f.finish()
@@ -84,11 +89,42 @@ def read_connection(path: str, raw: object, problems: Problems) -> Located | Non
     return None if name is None else (path, connection)
 
 
-def _read_endpoint(f: Fields, kind: ConnectionType) -> tuple[str | None, int | str | None]:
+def _read_endpoint(
+    f: Fields, kind: ConnectionType, default_port: int
+) -> tuple[str | None, int | str | None]:
     if kind == "rtu":
         return None, f.required("port", serial_port, " (the serial port, e.g. /dev/ttyUSB0)")
     host = f.required("host", host_name, f" for a {kind} connection")
-    return host, f.convert("port", tcp_port, 502)
+    return host, f.convert("port", tcp_port, default_port)
+
+
+def read_modbus_tls(f: Fields) -> ModbusTls | None:
+    """`tls: true` (system CAs), `tls: {ca_file, cert_file, key_file, server_hostname}`, or off."""
+    value = f.get("tls")
+    if isinstance(value, EnvText):
+        value = value.as_scalar()
+    if value is MISSING or value is False or isinstance(value, Unresolved):
+        return None
+    if value is True:
+        return ModbusTls()
+    if not isinstance(value, Mapping):
+        f.report(
+            "tls",
+            "expected true, false or a mapping of ca_file, cert_file, key_file, server_hostname;"
+            f" got {describe(value)}",
+        )
+        return None
+    t = f.section("tls")
+    tls = ModbusTls(
+        ca_file=t.opt_text("ca_file"),
+        cert_file=t.opt_text("cert_file"),
+        key_file=t.opt_text("key_file"),
+        server_hostname=t.convert("server_hostname", host_name, None),
+    )
+    if tls.key_file and not tls.cert_file:
+        t.report("key_file", "key_file needs cert_file (the client certificate)")
+    t.finish()
+    return tls
 
 
 def serial_port(value: object) -> str:

@@ -7,10 +7,16 @@ from dataclasses import dataclass
 
 from .addressing import MAX_ADDRESS, Address, AddressError, parse_address, parse_table
 from .fields import MISSING, Fields, Problems, Unresolved, describe, int_in, segment_name
-from .model import ByteOrder, Register
+from .model import BitWrite, ByteOrder, Register
 from .types import ALIASES, TYPES, Table, canonical_type
 
 ORDERS: dict[str, ByteOrder] = {"big": "big", "little": "little"}
+BIT_WRITES: dict[str, BitWrite] = {
+    "read-modify-write": "read-modify-write",
+    "read_modify_write": "read-modify-write",
+    "rmw": "read-modify-write",
+    "mask": "mask",
+}
 RESERVED_REGISTER = {
     "status": "{site}/{device}/status is the device's availability topic",
     "set": "{site}/{device}/set takes write commands for several registers",
@@ -81,6 +87,7 @@ def _build(
         byte_order=f.choice("byte_order", defaults.byte_order, ORDERS),
         word_order=f.choice("word_order", defaults.word_order, ORDERS),
         bit=f.convert("bit", int_in(0, 15), None),
+        bit_write=f.choice("bit_write", "read-modify-write", BIT_WRITES),
         length=f.convert("length", int_in(1, MAX_STRING_REGISTERS), None),
         scale=f.number("scale", 1.0),
         offset=f.number("offset", 0.0),
@@ -166,6 +173,10 @@ def _check_shape(f: Fields, reg: Register, type_key: str) -> None:
         f.report("bit", f"bit needs type bool, not {reg.data_type}")
     elif reg.type == "bool" and not (reg.table.is_bits or f.present("bit")):
         f.report(type_key, f"type bool on a {label} needs bit: N (0..15)")
+    if f.present("bit_write") and (reg.bit is None or reg.table is not Table.HOLDING):
+        f.report("bit_write", "applies to a bit (bit: N) of a holding register only")
+    elif f.present("bit_write") and not reg.writable:
+        f.report("bit_write", "applies to writable registers only (writable: true)")
     if reg.table.is_bits and reg.type != "bool":
         f.report(type_key, f"a {label} holds one bit: use type bool, not {reg.data_type}")
     if reg.writable and not reg.table.is_writable_table:

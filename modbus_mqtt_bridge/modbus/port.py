@@ -6,23 +6,36 @@ and backoff policy, so a dead device costs exactly one timeout, visibly.
 On an RTU line (`rtu`, `rtu-over-tcp`) the port also keeps the line discipline (see
 line.py): the inter-frame silence, a device's turnaround after writes, settling and
 flushing after a failed exchange, and naming frame errors (frames.py) for the worker.
+
+Only reads are ever asked twice. A write is sent exactly once, whatever became of its
+answer: a mangled acknowledgement says nothing about whether the device applied it, and
+sending it again could apply it twice (a pulse, a toggle, a counter reset). The caller
+reads the register back instead (writes/execute.py, SPEC 3).
+
+A serial port is the bridge's alone: pymodbus 3.16 opens it with pyserial's
+`exclusive=True` (an flock on POSIX; Windows opens COM ports exclusively anyway), and a
+second opener (the `read`/`write` commands, another bridge) is told the port is in use.
+A `tls` connection speaks Modbus/TCP Security with the certificate always verified; a
+failed handshake is a failed connect, never a plaintext retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
 from pymodbus import FramerType, ModbusException
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, AsyncModbusTlsClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.pdu import ExceptionResponse
 
-from ..config.model import Connection
+from ..config.model import Connection, ModbusTls
 from ..config.types import Table
 from ..errors import (
     ModbusBadResponse,
@@ -48,12 +61,17 @@ EXCEPTION_NAMES = {
     10: "gateway path unavailable",
     11: "gateway target device failed to respond",
 }
-# A frame mangled on the line is noise, not a dead device: such an exchange is retried once.
+# A frame mangled on the line is noise, not a dead device: such a read is asked once more.
 NOISE_KINDS = frozenset({"crc", "partial", "garbage"})
 SETTLE_MAX_S = 0.1  # after a failure, wait for a straggling answer at most this long
 _READ_FC = {Table.COIL: 1, Table.DISCRETE: 2, Table.HOLDING: 3, Table.INPUT: 4}
 
 FrameErrorHook = Callable[[str, str], None]  # (kind, detail)
+Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+# How an open serial port held by another process fails: pyserial's flock on POSIX (EAGAIN
+# or EWOULDBLOCK), TIOCEXCL (EBUSY), Windows' always-exclusive open ("Access is denied").
+_IN_USE_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY})
+_IN_USE_TEXTS = ("exclusively lock", "Access is denied", "Resource busy")
 
 
 class ModbusPort:
@@ -68,27 +86,49 @@ class ModbusPort:
             settle = min(SETTLE_MAX_S, frame_time(MAX_FRAME_BYTES, conn.baudrate))
             self.line = Line(frame_gap(conn), settle)
         # Made on first connect: pymodbus clients need the running loop (the worker's).
-        self._made: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._made: Client | None = None
+        self._connect_errors: list[OSError] = []  # why pymodbus's last connect failed
 
     @property
     def connected(self) -> bool:
         return self._made is not None and bool(self._made.connected)
 
     @property
-    def _client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+    def _client(self) -> Client:
         if self._made is None:
             raise ModbusConnectionError(f"not connected to {describe(self.conn)}")
         return self._made
 
     async def connect(self) -> None:
+        self._connect_errors.clear()
         try:
             if self._made is None:
-                self._made = _make_client(self.conn, self.line.trace if self.line else None)
+                client = _make_client(self.conn, self.line.trace if self.line else None)
+                _watch_connect(client, self._connect_errors, _server_name(self.conn))
+                self._made = client
             ok = await asyncio.wait_for(self._made.connect(), self.conn.timeout_s + 1)
         except (TimeoutError, OSError) as exc:
             raise ModbusConnectionError(f"cannot connect to {describe(self.conn)}: {exc}") from exc
         if not ok:
-            raise ModbusConnectionError(f"cannot connect to {describe(self.conn)}")
+            raise ModbusConnectionError(self._connect_failure())
+
+    def _connect_failure(self) -> str:
+        """One line on why the link did not come up: in use, TLS refused, or the OS's word."""
+        exc = self._connect_errors[-1] if self._connect_errors else None
+        if exc is None:
+            return f"cannot connect to {describe(self.conn)}"
+        if self.conn.type == "rtu" and _in_use(exc):
+            return (
+                f"serial port {self.conn.port} is in use, probably by the running bridge: "
+                "use its MQTT command topic ({site}/{device}/{register}/set) instead"
+            )
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = f"certificate verify failed: {exc.verify_message}"
+            return f"cannot connect to {describe(self.conn)}: TLS handshake failed: {reason}"
+        if isinstance(exc, ssl.SSLError):
+            reason = exc.reason or str(exc)
+            return f"cannot connect to {describe(self.conn)}: TLS handshake failed: {reason}"
+        return f"cannot connect to {describe(self.conn)}: {exc.strerror or exc}"
 
     def close(self) -> None:
         if self._made is not None:
@@ -103,7 +143,7 @@ class ModbusPort:
             Table.DISCRETE: self._client.read_discrete_inputs,
         }[table]
         call = partial(fn, address, count=count, device_id=unit_id)
-        response = await self._call(_READ_FC[table], unit_id, call)
+        response = await self._call(_READ_FC[table], unit_id, call, again_on_noise=True)
         if table.is_bits:
             bits = list(response.bits)
             if len(bits) < count:
@@ -124,6 +164,20 @@ class ModbusPort:
         else:
             call = partial(self._client.write_registers, address, list(values), **quiet.kwargs)
             await self._call(16, unit_id, call, quiet.hold_s)
+
+    async def mask_write_register(
+        self, address: int, and_mask: int, or_mask: int, unit_id: int
+    ) -> None:
+        """FC22: the device applies (current AND and_mask) OR (or_mask & ~and_mask) itself."""
+        quiet = self._turnaround(unit_id)
+        call = partial(
+            self._client.mask_write_register,
+            address=address,
+            and_mask=and_mask,
+            or_mask=or_mask,
+            **quiet.kwargs,
+        )
+        await self._call(22, unit_id, call, quiet.hold_s)
 
     async def write_coils(self, address: int, values: Sequence[bool], unit_id: int) -> None:
         quiet = self._turnaround(unit_id)
@@ -147,16 +201,19 @@ class ModbusPort:
         unit_id: int,
         call: Callable[[], Awaitable[Any]],
         hold_s: float = 0.0,
+        *,
+        again_on_noise: bool = False,
     ) -> Any:
+        """One exchange; `again_on_noise` (reads only) asks once more after line noise."""
         if self.line is None:
             return await self._request(call)
         try:
             return await self._exchange(self.line, function_code, unit_id, call, hold_s)
         except (ModbusTimeout, ModbusBadResponse) as exc:
-            if not isinstance(exc.__cause__, _Noise):
+            if not again_on_noise or not isinstance(exc.__cause__, _Noise):
                 raise
             # The unit did answer and the line mangled it: ask once more, after the line
-            # settled, rather than call a live device offline.
+            # settled, rather than call a live device offline. Harmless for a read only.
             return await self._exchange(self.line, function_code, unit_id, call, hold_s)
 
     async def _exchange(
@@ -254,16 +311,71 @@ def _io_error(text: str) -> ModbusError:
     return ModbusBadResponse(text)
 
 
-def _make_client(
-    conn: Connection, trace: Callable[[bool, bytes], bytes] | None
-) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+def _in_use(exc: OSError) -> bool:
+    return exc.errno in _IN_USE_ERRNOS or any(text in str(exc) for text in _IN_USE_TEXTS)
+
+
+def _server_name(conn: Connection) -> str | None:
+    return conn.tls.server_hostname if conn.tls is not None else None
+
+
+def _watch_connect(client: Client, errors: list[OSError], server_hostname: str | None) -> None:
+    """Keep why a connect fails (pymodbus only logs it, at a level we silence), and verify
+    a TLS certificate against `server_hostname` when it differs from the host."""
+    ctx = client.ctx
+    create = ctx.call_create
+    if server_hostname is not None:
+        # pymodbus passes no server_hostname, so asyncio checks the certificate against host
+        if not isinstance(create, partial) or "ssl" not in create.keywords:
+            raise ModbusConnectionError("this pymodbus cannot set the TLS server name")
+        keywords = {**create.keywords, "server_hostname": server_hostname}
+        create = partial(create.func, *create.args, **keywords)
+    uses_tls = isinstance(create, partial) and create.keywords.get("ssl") is not None
+
+    async def call_create() -> Any:
+        try:
+            return await create()
+        except OSError as exc:  # serial.SerialException and ssl.SSLError are OSErrors
+            errors.append(exc)
+            raise
+        except asyncio.CancelledError:  # pymodbus's connect timeout
+            hint = " (no TLS handshake: is the device a TLS server?)" if uses_tls else ""
+            errors.append(TimeoutError(errno.ETIMEDOUT, f"timed out{hint}"))
+            raise
+
+    ctx.call_create = call_create
+
+
+def _ssl_context(conn: Connection, tls: ModbusTls) -> ssl.SSLContext:
+    """Verification is always on: the CA checks the device's certificate and its name.
+
+    Nothing here can turn it off, and a failed handshake is a failed connect: never a
+    plaintext fallback (SPEC 2).
+    """
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca_file)
+        if tls.cert_file:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+    except (OSError, ValueError) as exc:  # missing file, bad PEM, key not matching
+        raise ModbusConnectionError(
+            f"connection {conn.name}: cannot load its TLS files: {exc}"
+        ) from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # Modbus/TCP Security's floor
+    return context
+
+
+def _make_client(conn: Connection, trace: Callable[[bool, bytes], bytes] | None) -> Client:
     common: dict[str, Any] = {
         "timeout": conn.timeout_s,
         "retries": 0,
         "reconnect_delay": 0,
         "trace_packet": trace,
     }
-    client: AsyncModbusTcpClient | AsyncModbusSerialClient
+    client: Client
+    if conn.tls is not None:
+        context = _ssl_context(conn, conn.tls)
+        port = int(conn.port or 802)
+        return AsyncModbusTlsClient(str(conn.host), sslctx=context, port=port, **common)
     if conn.type == "rtu":
         client = AsyncModbusSerialClient(
             str(conn.port),
@@ -290,5 +402,5 @@ def describe(conn: Connection) -> str:
         return (
             f"{conn.name} ({conn.port} {conn.baudrate} {conn.bytesize}{conn.parity}{conn.stopbits})"
         )
-    kind = ", rtu over tcp" if conn.type == "rtu-over-tcp" else ""
+    kind = ", rtu over tcp" if conn.type == "rtu-over-tcp" else ", tls" if conn.tls else ""
     return f"{conn.name} ({conn.host}:{conn.port or 502}{kind})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import ssl
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +26,7 @@ from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer, ModbusTlsServer
 
 from .. import codec
 from ..config.model import Config, Connection, Device, Register
@@ -243,10 +244,21 @@ def _refused(unit: SimUnit, table: Table, addresses: range) -> bool:
 
 
 def make_server(
-    sim: Simulator, conn: Connection, host: str = "127.0.0.1", port: int | str | None = None
+    sim: Simulator,
+    conn: Connection,
+    host: str = "127.0.0.1",
+    port: int | str | None = None,
+    sslctx: ssl.SSLContext | None = None,
 ) -> ModbusTcpServer | ModbusSerialServer:
-    """A server for one connection; for rtu, `port` is the serial device or pty to serve on."""
+    """A server for one connection; for rtu, `port` is the serial device or pty to serve on.
+
+    With `sslctx` (a tcp connection) it is a Modbus/TCP Security server (pymodbus's TLS
+    server, MBAP over TLS) with that context's certificate and client verification.
+    """
     context = _Context(sim, conn.name)
+    if sslctx is not None:
+        address = (host, int(port or conn.port or 802))
+        return ModbusTlsServer(context, address=address, sslctx=sslctx, ignore_missing_devices=True)
     trace = line_faults(sim, conn.name) if conn.type in SERIAL_TYPES else None
     if conn.type == "rtu":
         return ModbusSerialServer(

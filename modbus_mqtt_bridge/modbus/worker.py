@@ -133,6 +133,11 @@ class Worker:
         readings: list[Reading] = []
         failures: list[ReadFailure] = []
         for request in requests:
+            if not self._jobs.empty() and (readings or failures):
+                # A command may write what was just read: deliver those readings first, so
+                # a value read before a write never follows the write's result (SPEC 3).
+                self.sink.on_tick(device, readings, failures)
+                readings, failures = [], []
             await self._run_jobs()
             try:
                 await self._read_values(request, readings, failures)

@@ -1,8 +1,9 @@
 """Run approved writes on the bus: through the connection's worker, confirmed by a read-back.
 
 One command is one worker job, so it waits for at most one in-flight poll request and a
-bit-of-register read-modify-write cannot interleave with anything. Function codes: FC5 one
-coil, FC15 several, FC6 one register, FC16 several (or always, for `always_fc16` devices).
+bit-of-register read-modify-write cannot interleave with another poll or command. Function
+codes: FC5 one coil, FC15 several, FC6 one register, FC16 several (or always, for
+`always_fc16` devices), FC22 (mask write) for a bit of a register with `bit_write: mask`.
 A write is never re-sent: after a timeout or a lost answer a read-back decides, and the
 result is `ok` only if the register now holds the value. A command whose deadline passes
 before its job starts is refused, never written late.
@@ -116,8 +117,12 @@ async def _write_all(
 async def _write_one(port: ModbusPort, device: Device, write: Write) -> WriteResult:
     register = write.register
     words = list(write.words)
-    if register.bit is not None and not register.table.is_bits:
-        # Read-modify-write inside this one job: no poll or command can slip in between.
+    if register.bit is not None and not register.table.is_bits and register.bit_write == "mask":
+        words = []  # FC22: the device changes the one bit itself, nothing to read first
+    elif register.bit is not None and not register.table.is_bits:
+        # Read-modify-write inside this one job: no poll or command can slip in between,
+        # but the device itself may change another bit between our read and our write,
+        # and this write would undo that change (`bit_write: mask` avoids it with FC22).
         try:
             (current,) = await port.read(register.table, register.address, 1, device.unit_id)
             words = [codec.encode_bit(bool(write.value), current, register.bit)]
@@ -140,9 +145,15 @@ async def _write_one(port: ModbusPort, device: Device, write: Write) -> WriteRes
 async def _send(
     port: ModbusPort, device: Device, write: Write, words: list[int] | list[bool]
 ) -> None:
-    """The function code that fits: FC5/FC15 coils, FC6 one register, FC16 several."""
+    """The function code that fits: FC5/FC15 coils, FC6 one register, FC16 several, FC22 a
+    bit of a register with `bit_write: mask`."""
     address = write.register.address
-    if write.register.table.is_bits:
+    bit = write.register.bit
+    if bit is not None and write.register.bit_write == "mask":
+        set_mask = 1 << bit
+        or_mask = set_mask if write.value else 0
+        await port.mask_write_register(address, 0xFFFF ^ set_mask, or_mask, device.unit_id)
+    elif write.register.table.is_bits:
         await port.write_coils(address, [bool(w) for w in words], device.unit_id)
     else:
         await port.write_registers(

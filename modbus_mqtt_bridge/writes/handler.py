@@ -6,6 +6,10 @@ approved command becomes a task that waits for the connection's worker. Answers 
 `{site}/{device}/{register}/set/result` (a device command also gets one summary on
 `{site}/{device}/set/result`), and to the MQTT 5 response topic with the command's
 correlation data. Every command and its outcome is logged at info level: the audit trail.
+
+`CommandHandler.handle` is the one entry point for a parsed command, whoever sent it (MQTT
+here, the HTTP write endpoint of the status page): same checks, same worker path, same
+read-back, audit and metrics, and the result body of SPEC 3 as its return value.
 """
 
 from __future__ import annotations
@@ -71,40 +75,101 @@ class CommandHandler:
             return
         envelope = Envelope(self.clock(), message.retain, message.message_expiry_s)
         _audit_received(message)
-        command: Command | None = None
         try:
             check.screen(envelope)
             command = parse.parse(
                 message.payload, target.register, self.config.commands.max_payload_bytes
             )
-            approved = check.check(self.config, target.device, command, envelope)
         except CommandIgnored as exc:
             log.info("command on %s: ignored: %s", message.topic, exc)
             self._count(target.device, exc.outcome)
             return
         except CommandError as exc:
-            self._refuse(message, target.device, target.register, command, exc)
+            body = self._refusal(message.topic, target.device, exc.command_id, exc)
+            self._send_refusal(message, target.device, target.register, body)
             return
-        task = asyncio.create_task(self._run(message, approved, command))
+        task = asyncio.create_task(
+            self._run(message, target.device, target.register, command, envelope)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, message: Message, approved: Approved, command: Command) -> None:
-        device = approved.device
-        try:
-            results = await execute(approved, self._runner(device), self.clock)
-        except CommandError as exc:  # expired while waiting for the worker
-            self._refuse(message, device.name, _single(message, self.config), command, exc)
+    async def handle(
+        self,
+        device: str,
+        register: str | None,
+        command: Command,
+        envelope: Envelope,
+        source: str = "",
+    ) -> dict[str, Any]:
+        """The one way a parsed command is run, for MQTT and HTTP alike: check, write on the
+        connection's worker, read back, publish the read-back reading, audit and count.
+
+        Returns the result body of SPEC 3: one register's result when `register` names it
+        (a `/set` on a register), else the device summary with every register's result.
+        A refusal is a body with `ok: false` and the command's id, never an exception.
+        """
+        body, _ = await self._handle(device, register, command, envelope, source or device)
+        return body
+
+    async def _run(
+        self,
+        message: Message,
+        device: str,
+        register: str | None,
+        command: Command,
+        envelope: Envelope,
+    ) -> None:
+        body, results = await self._handle(device, register, command, envelope, message.topic)
+        if not results:
+            self._send_refusal(message, device, register, body)
             return
-        except ModbusError as exc:
-            results = [
-                WriteResult(w.register.name, False, w.value, error=f"not written: {exc}")
-                for w in approved.writes
-            ]
+        for result in results:
+            topic = topics.set_result(self.config.site, device, result.register)
+            self._publish(topic, result_body(command.id, result))
+        if register is None:
+            self._publish(_result_topic(self.config.site, device, None), body)
+        self._respond(message, body)
+
+    async def _handle(
+        self,
+        device_name: str,
+        register: str | None,
+        command: Command,
+        envelope: Envelope,
+        source: str,
+    ) -> tuple[dict[str, Any], list[WriteResult]]:
+        """(result body, per-register results); no results means the command was refused."""
+        try:
+            approved = check.check(self.config, device_name, command, envelope)
+            results = await self._execute(approved)
+        except CommandError as exc:  # refused by check, or expired waiting for the worker
+            return self._refusal(source, device_name, command.id, exc), []
+        device = approved.device
         readings = [r.reading for r in results if r.reading is not None]
         if readings:
             self.sink.on_tick(device, readings, [])  # the new value, right away
-        self._answer(message, device, command.id, results)
+        for result in results:
+            log.info(
+                "command %s on %s/%s: %s",
+                _label(command.id),
+                device.name,
+                result.register,
+                _dumps(result_body(command.id, result)),
+            )
+        self._count(device.name, "ok" if all(r.ok for r in results) else "failed")
+        if register is not None:
+            return result_body(command.id, results[0]), results
+        return device_body(command.id, results), results
+
+    async def _execute(self, approved: Approved) -> list[WriteResult]:
+        try:
+            return await execute(approved, self._runner(approved.device), self.clock)
+        except ModbusError as exc:
+            return [
+                WriteResult(w.register.name, False, w.value, error=f"not written: {exc}")
+                for w in approved.writes
+            ]
 
     def _runner(self, device: Device) -> Runner:
         runner = self.runners.get(device.connection)
@@ -117,47 +182,19 @@ class CommandHandler:
 
     # -- answers ----------------------------------------------------------------------
 
-    def _refuse(
-        self,
-        message: Message,
-        device: str,
-        register: str | None,
-        command: Command | None,
-        exc: CommandError,
-    ) -> None:
-        command_id = command.id if command is not None else None
-        body = {"id": command_id, "ok": False, "error": str(exc)}
-        log.info("command %s on %s: %s: %s", _label(command_id), message.topic, exc.outcome, exc)
+    def _refusal(
+        self, source: str, device: str, command_id: CommandId | None, exc: CommandError
+    ) -> dict[str, Any]:
+        """Log and count a refusal; its body carries the command's id whenever it was read."""
+        log.info("command %s on %s: %s: %s", _label(command_id), source, exc.outcome, exc)
         self._count(device, exc.outcome)
+        return {"id": command_id, "ok": False, "error": str(exc)}
+
+    def _send_refusal(
+        self, message: Message, device: str, register: str | None, body: Mapping[str, Any]
+    ) -> None:
         self._publish(_result_topic(self.config.site, device, register), body)
         self._respond(message, body)
-
-    def _answer(
-        self,
-        message: Message,
-        device: Device,
-        command_id: CommandId | None,
-        results: Sequence[WriteResult],
-    ) -> None:
-        for result in results:
-            body = result_body(command_id, result)
-            log.info(
-                "command %s on %s/%s: %s",
-                _label(command_id),
-                device.name,
-                result.register,
-                _dumps(body),
-            )
-            self._publish(topics.set_result(self.config.site, device.name, result.register), body)
-        ok = all(r.ok for r in results)
-        self._count(device.name, "ok" if ok else "failed")
-        register = _single(message, self.config)
-        if register is not None:
-            self._respond(message, result_body(command_id, results[0]))
-            return
-        summary = device_body(command_id, results)
-        self._publish(_result_topic(self.config.site, device.name, None), summary)
-        self._respond(message, summary)
 
     def _publish(
         self, topic: str, body: Mapping[str, Any], correlation: bytes | None = None
@@ -219,11 +256,6 @@ def _result_topic(site: str, device: str, register: str | None) -> str:
     return topics.set_result(site, device, register)
 
 
-def _single(message: Message, config: Config) -> str | None:
-    target = topics.parse_command(config.site, message.topic)
-    return None if target is None else target.register
-
-
 def _audit_received(message: Message) -> None:
     text = message.payload[:_MAX_LOGGED_PAYLOAD].decode("utf-8", "replace")
     if len(message.payload) > _MAX_LOGGED_PAYLOAD:
@@ -257,7 +289,7 @@ async def write_once(config: Config, device: str, register: str, value: str) -> 
         approved = check.check(config, device, command, envelope)
     except CommandError as exc:
         log.info("command refused: %s", exc)
-        return EXIT_REFUSED, _dumps({"id": None, "ok": False, "error": str(exc)})
+        return EXIT_REFUSED, _dumps({"id": exc.command_id, "ok": False, "error": str(exc)})
     port = ModbusPort(config.connection(approved.device.connection))
     try:
         await port.connect()

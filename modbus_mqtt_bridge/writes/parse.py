@@ -41,9 +41,14 @@ _MAX_TEXT_IN_ERRORS = 40
 
 
 class CommandError(BridgeError):
-    """A command is refused; `outcome` is its metrics label, the message goes to the result."""
+    """A command is refused; `outcome` is its metrics label, the message goes to the result.
+
+    `command_id` is the payload's id when it could be read, so the sender can match the
+    refusal to its command even when the rest of the payload was wrong (SPEC 3).
+    """
 
     outcome = "refused"
+    command_id: CommandId | None = None
 
 
 class CommandExpired(CommandError):
@@ -70,9 +75,13 @@ def parse(payload: bytes, register: str | None, max_bytes: int) -> Command:
     text = _text(payload, max_bytes)
     if text[0] in "{[":
         document = _json_document(text)
-        if register is None:
-            return _device_command(document)
-        return _register_command(document, register)
+        try:
+            if register is None:
+                return _device_command(document)
+            return _register_command(document, register)
+        except CommandError as exc:
+            exc.command_id = readable_id(document)
+            raise
     if register is None:
         raise CommandError('a device command needs a JSON object such as {"setpoint": 21.5}')
     return Command(((register, bare_value(text)),))
@@ -173,6 +182,16 @@ def _json_value(value: Any, where: str) -> RawValue:
         return value
     kind = "null" if value is None else "an object" if isinstance(value, dict) else "a list"
     raise CommandError(f"{where}: expected a number, true/false or a string, got {kind}")
+
+
+def readable_id(document: Any) -> CommandId | None:
+    """The document's id if it has a usable one, else None (never raises)."""
+    if not isinstance(document, dict):
+        return None
+    try:
+        return _id(document)
+    except CommandError:
+        return None
 
 
 def _id(document: dict[str, Any]) -> CommandId | None:

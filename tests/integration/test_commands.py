@@ -8,10 +8,12 @@ same path and waits for that one's answer, since answers come in order.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,8 @@ from paho.mqtt.properties import Properties
 
 from modbus_mqtt_bridge.config.model import Config
 from modbus_mqtt_bridge.config.types import Table
+from modbus_mqtt_bridge.writes.check import Envelope
+from modbus_mqtt_bridge.writes.parse import Command
 from tests.support.bridge import BridgeThread
 from tests.support.configs import config_from, write_config
 from tests.support.mosquitto import Mosquitto
@@ -186,6 +190,26 @@ def test_mqtt5_response_topic_and_correlation_data(rig: Rig) -> None:
     assert rig.value("mode") == 42
 
 
+def test_handle_is_the_entry_point_for_other_transports(rig: Rig) -> None:
+    """What the HTTP write endpoint calls: a parsed command in, the result body out."""
+    handler = rig.bridge.bridge.commands
+
+    def run(command: Command) -> dict[str, Any]:
+        coroutine = handler.handle("plc", "mode", command, Envelope(time.time()), "http")
+        return asyncio.run_coroutine_threadsafe(coroutine, rig.bridge.runner.loop).result(10)
+
+    assert run(Command((("mode", 12),), "h-1")) == {
+        "id": "h-1",
+        "ok": True,
+        "value": 12,
+        "readback": 12,
+    }
+    assert rig.value("mode") == 12
+    rig.sub.wait_payload_match(f"{SITE}/plc/mode", lambda m: m["value"] == 12, timeout=5)
+    refused = run(Command((("voltage", 1),), "h-2"))
+    assert refused == {"id": "h-2", "ok": False, "error": "register 'voltage' is not writable"}
+
+
 # -- refusals ------------------------------------------------------------------------
 
 REFUSALS = [
@@ -213,6 +237,22 @@ def test_refusals_leave_the_slave_untouched(
     assert error in answer["error"], answer
     assert rig.raw() == before
     rig.wait_polled()
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "error"),
+    [
+        ("plc/mode/set", '{"id": "c-13"}', 'missing "value"'),
+        ("plc/mode/set", '{"id": "c-14", "value": 1, "ts": "yesterday"}', "not an ISO 8601"),
+        ("plc/voltage/set", '{"id": "c-15", "value": 1}', "not writable"),
+        ("plc/set", '{"id": "c-16"}', "no register to write"),
+        ("ghost/set", '{"id": "c-17", "a": 1}', "unknown device"),
+    ],
+)
+def test_a_refusal_echoes_the_commands_id(rig: Rig, topic: str, payload: str, error: str) -> None:
+    answer = rig.command(f"{SITE}/{topic}", payload)
+    assert answer["id"] == json.loads(payload)["id"] and answer["ok"] is False
+    assert error in answer["error"]
 
 
 def test_device_level_refusal_writes_nothing(rig: Rig) -> None:

@@ -38,6 +38,13 @@ class FakePort:
         code = 16 if force_fc16 or len(values) > 1 else 6
         self._write(code, Table.HOLDING, address, values)
 
+    async def mask_write_register(
+        self, address: int, and_mask: int, or_mask: int, unit_id: int
+    ) -> None:
+        self.calls.append((22, address, [and_mask, or_mask]))
+        word = self.tables[Table.HOLDING][address]
+        self.tables[Table.HOLDING][address] = (word & and_mask) | (or_mask & ~and_mask)
+
     async def write_coils(self, address: int, values: list[bool], unit_id: int) -> None:
         self._write(15 if len(values) > 1 else 5, Table.COIL, address, [int(v) for v in values])
 
@@ -89,6 +96,20 @@ def test_bit_is_read_modify_write() -> None:
     (result,) = _run(_approved("flag", b"true"), port)
     assert result.ok and result.readback is True
     assert port.calls[:2] == [(3, 4, []), (6, 4, [0b1000_1001])]
+
+
+@pytest.mark.parametrize(
+    ("payload", "masks", "after"),
+    [(b"true", [0xFFF7, 0x0008], 0b1000_1001), (b"false", [0xFFF7, 0], 0b1000_0001)],
+)
+def test_bit_write_mask_is_one_fc22(payload: bytes, masks: list[int], after: int) -> None:
+    port = FakePort()
+    port.tables[Table.HOLDING][4] = 0b1000_0001 | (8 if payload == b"false" else 0)
+    flag = next(r for r in DEVICE.registers if r.name == "flag")
+    masked = replace(DEVICE, registers=(replace(flag, bit_write="mask"),))
+    (result,) = _run(_approved("flag", payload, masked), port)
+    assert result.ok and port.calls[0] == (22, 4, masks)
+    assert port.tables[Table.HOLDING][4] == after
 
 
 def test_timeout_then_read_back_decides_without_resending() -> None:

@@ -128,3 +128,25 @@ def test_arbitrary_bytes_give_a_command_or_a_command_error(
         return
     assert command.values
     assert len(payload) <= 200
+
+
+@pytest.mark.parametrize(
+    ("payload", "register", "command_id"),
+    [
+        (b'{"id": "c-13"}', "sp", "c-13"),
+        (b'{"id": 13, "value": null}', "sp", 13),
+        (b'{"id": "c-14", "valeu": 1}', "sp", "c-14"),
+        (b'{"id": "c-15", "value": 1, "ts": "yesterday"}', "sp", "c-15"),
+        (b'{"id": "d-1"}', None, "d-1"),
+        (b'{"id": "d-2", "sp": [1]}', None, "d-2"),
+        (b'{"id": true, "value": 1}', "sp", None),  # no readable id
+        (b'{"id": "c-16", "value": 1', "sp", None),  # not JSON: nothing can be read
+        (b'[{"id": "c-17"}]', "sp", None),
+    ],
+)
+def test_a_refusal_carries_the_id_it_could_read(
+    payload: bytes, register: str | None, command_id: object
+) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse(payload, register, LIMIT)
+    assert caught.value.command_id == command_id

@@ -42,7 +42,9 @@ def problems(text: str, env: Mapping[str, str] | None = None) -> list[str]:
 def test_example_yaml_loads_without_environment() -> None:
     config = load_config(ROOT / "config" / "example.yaml", env={})
     assert config.site == "plant1"
-    assert [c.type for c in config.connections] == ["tcp", "rtu", "rtu-over-tcp"]
+    assert [c.type for c in config.connections] == ["tcp", "tcp", "rtu", "rtu-over-tcp"]
+    secure = config.connection("secure").tls
+    assert secure is not None and secure.server_hostname == "plc7.plant1"
     assert [d.name for d in config.devices] == ["meter1", "hvac", "boiler"]
     assert config.mqtt.url == "mqtt://localhost:1883"
     assert config.mqtt.username is None and config.mqtt.password is None
@@ -93,6 +95,7 @@ KNOWN_KEYS = (
     *("turnaround_delay", "description", "registers", "parameter", "address", "table"),
     *("register_address", "data_type", "bit", "length", "scale", "offset", "deadband"),
     *("writable", "min", "max"),
+    *("server_hostname", "bit_write"),
 )
 
 
