@@ -261,7 +261,7 @@ def test_an_unreadable_outbox_backs_off_and_delivery_carries_on(tmp_path: Path) 
             delivery = Delivery(endpoints, AsyncOutbox(outbox), client, metrics, policy)
             task = asyncio.create_task(delivery.run(stop))
             deadline = time.monotonic() + 10
-            while not task.done() and time.monotonic() < deadline:  # noqa: ASYNC110
+            while not task.done() and time.monotonic() < deadline:
                 if metrics.registry.get_sample_value(
                     "modbus_forwarder_outbox_errors_total", {"op": "take"}
                 ):
