@@ -73,14 +73,17 @@ def problem(path: str) -> str | None:
         return "is a directory, not a file"
     if target.exists():
         return None if _writable(target) else _denied(target)
-    ancestor = target.parent
-    while not ancestor.exists():
-        if ancestor == ancestor.parent:
-            return f"no existing directory above {path}"
-        ancestor = ancestor.parent
+    ancestor = _existing_ancestor(target)
     if not ancestor.is_dir():
-        return f"{ancestor} is not a directory"
+        return f"{ancestor}: Not a directory"
     return None if _writable(ancestor) else _denied(ancestor)
+
+
+def _existing_ancestor(target: Path) -> Path:
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    return ancestor
 
 
 def _writable(path: Path) -> bool:
@@ -103,6 +106,8 @@ def check(key: str, path: str) -> None:
     says yes to everything, so this really writes (and removes) a probe file.
     """
     target = Path(path)
+    if not (ancestor := _existing_ancestor(target)).is_dir():
+        raise StatePathError(key, path, f"{ancestor}: Not a directory")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
