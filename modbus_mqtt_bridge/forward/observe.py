@@ -70,8 +70,10 @@ class Observed:
             return False, f"event loop stalled for {self.heartbeat.age_s():.1f}s"
         if not self.intake.port.connected:
             return False, f"broker {self.config.mqtt.url} not connected"
-        paused = ", delivery PAUSED (check the token)" if self.delivery.gate.paused else ""
-        return True, f"ok: broker connected, outbox {self.store.depth}{paused}"
+        gate = self.delivery.gate
+        paused = ", delivery PAUSED (check the token)" if gate.paused else ""
+        failing = ", the outbox FAILS (disk full?)" if gate.storage_failing else ""
+        return True, f"ok: broker connected, outbox {self.store.depth}{paused}{failing}"
 
     def status(self) -> dict[str, object]:
         """/status: the side-car's state as JSON."""
@@ -85,10 +87,18 @@ class Observed:
             "broker_connected": self.intake.port.connected,
             "outbox": self.store.depth,
             "outbox_max": self.store.sync.max_items,
-            "delivery": "paused" if gate.paused else "retrying" if gate.failing else "ok",
+            "delivery": _delivery_state(gate.paused, gate.storage_failing, gate.failing),
             "delivered": self.delivery.delivered,
             "dead_letters": self.delivery.dead_lettered,
             "dead_letters_kept": self.store.dead,
             "outbox_path": self.store.sync.path,
             "outbox_errors_in_a_row": gate.storage_attempt,
         }
+
+
+def _delivery_state(paused: bool, outbox_failing: bool, api_failing: bool) -> str:
+    if paused:
+        return "paused"
+    if outbox_failing:
+        return "outbox failing"
+    return "retrying" if api_failing else "ok"
