@@ -26,6 +26,10 @@ from modbus_mqtt_bridge.forward.outbox import AsyncOutbox, Outbox
 from modbus_mqtt_bridge.forward.service import Target, http_client
 from modbus_mqtt_bridge.observe.metrics import ForwarderMetrics
 from modbus_mqtt_bridge.retry import Backoff, RetryPolicy
+from tests.support.forwarder import ForwarderProcess, Publisher, outbox_depth, readings, spec
+from tests.support.laravel import LaravelApp, missing_reason
+from tests.support.mosquitto import Mosquitto
+from tests.support.ports import wait_until
 from tests.unit.test_forward_delivery import API, reading
 
 POLICY = RetryPolicy(api=Backoff(0.05, 0.2), storage=Backoff(0.2, 0.8), pause_s=0.2)
@@ -113,3 +117,52 @@ def test_a_full_disk_backs_off_and_never_reposts(
     assert any("the outbox works again" in r.getMessage() for r in caplog.records)
     assert not unretrieved, unretrieved
     outbox.close()
+
+
+@pytest.mark.laravel
+def test_the_sidecar_on_a_full_disk_stores_one_row_not_hundreds(
+    tmp_path: Path, small_fs: Path, broker: Mosquitto
+) -> None:
+    """The issue's measurement, end to end: the real side-car process, its outbox on a full
+    file system, the real Laravel app (which ignores Idempotency-Key, so every POST is a
+    row). Main stored 207 rows of one reading in a second; now it is one."""
+    if reason := missing_reason():
+        pytest.skip(reason)
+    (tmp_path / "api").mkdir()
+    app = LaravelApp(tmp_path / "api").start()
+    site = "fwd-full"
+    settings = spec(
+        site,
+        broker.port,
+        small_fs / "outbox.db",
+        api_url=app.api_url,
+        token=app.token,
+        client_id=f"full-{site}",
+    )
+    proc = ForwarderProcess(settings, tmp_path)
+    publisher = Publisher(broker.port)
+    try:
+        wait_until(lambda: "subscribed to" in proc.output(), 30, "the side-car to subscribe")
+        app.stop()  # the reading waits in the outbox, retried against an API that is down
+        published = readings(site, "full", 1)
+        publisher.publish(published)
+        wait_until(lambda: outbox_depth(small_fs / "outbox.db") == 1, 20, "the reading stored")
+        filler = fill(small_fs)
+        app.start()  # 201 now; the outbox cannot record it
+        wait_until(lambda: app.count() >= 1, 30, f"the first POST\n{proc.tail()}", every=0.1)
+        time.sleep(WINDOW_S)  # the condition is "nothing more happens": wait it out
+        while_full = app.count()
+        filler.unlink()
+        wait_until(lambda: outbox_depth(small_fs / "outbox.db") == 0, 30, "the outbox drained")
+        assert proc.terminate() == 0
+        log = proc.output()
+    finally:
+        publisher.close()
+        proc.close()
+        app.close()
+    print(f"{while_full} rows in Laravel for one reading during {WINDOW_S}s of full disk")
+    assert while_full == 1, f"{while_full} rows for one reading: POSTed again and again"
+    assert app.count() == 1
+    assert log.count("outbox done failed") == 1, log
+    assert "Traceback" not in log
+    assert "never retrieved" not in log
