@@ -44,6 +44,8 @@ class RetryPolicy:
 
     api: Backoff = field(default_factory=lambda: Backoff(base_s=1.0, cap_s=30.0))
     broker: Backoff = field(default_factory=lambda: Backoff(base_s=0.5, cap_s=5.0))
+    # the outbox failing (disk full, a lock held too long): a person or a cleanup job fixes it
+    storage: Backoff = field(default_factory=lambda: Backoff(base_s=1.0, cap_s=60.0))
     pause_s: float = 30.0  # 401/403: a person has to fix the token, so probe slowly
     max_retry_after_s: float = 3600.0  # a Retry-After beyond an hour is a misconfiguration
     retry_after_slack_s: float = 1.0  # land after the API's window resets, not on its edge

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from .. import __version__
+from .. import __version__, statedir
 from ..config.load import load_config, resolve_config_path
 from ..config.model import Config
-from ..errors import BridgeError, ConfigError
+from ..errors import BridgeError, ConfigError, Problem
 from ..observe.logs import setup_logging
-from . import commission
+from . import commission, dead_letters
 
 log = logging.getLogger("modbus_mqtt_bridge")
 
@@ -83,9 +84,26 @@ def _load(args: argparse.Namespace) -> Config:
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..bridge.service import run_until_signalled  # noqa: PLC0415  (keeps `validate` light)
 
-    config = _load(args)
-    asyncio.run(run_until_signalled(config, reload=lambda: _load(args)))
+    def reload() -> Config:
+        try:
+            return with_buffer_path(_load(args))
+        except statedir.StatePathError as exc:  # rejected: the running bridge keeps its own
+            raise ConfigError([Problem(exc.key, f"{exc.path}: {exc.reason}")]) from None
+
+    config = with_buffer_path(_load(args))
+    asyncio.run(run_until_signalled(config, reload=reload))
     return EXIT_OK
+
+
+def with_buffer_path(config: Config) -> Config:
+    """buffer.path resolved and checked (statedir, as the side-car does for its outbox):
+    an unusable place is one line and exit 1 before the bridge starts, not a traceback."""
+    resolved = statedir.prepare("buffer.path", config.buffer.path, "buffer.db", os.environ)
+    if resolved.warning:
+        log.warning("%s", resolved.warning)
+    return dataclasses.replace(
+        config, buffer=dataclasses.replace(config.buffer, path=resolved.path)
+    )
 
 
 def _cmd_forward(args: argparse.Namespace) -> int:
@@ -103,8 +121,29 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(format_plan(plan, config))
     if estimates := format_estimates(plan, config):
         print(estimates)
+    for warning in state_path_warnings(config, os.environ):
+        print(f"warning: {warning}", file=sys.stderr)
     print("config ok")
     return EXIT_OK
+
+
+def state_path_warnings(config: Config, env: Mapping[str, str]) -> list[str]:
+    """Where the buffer and the outbox would go from here, when that place is unusable
+    (or is the working directory). The outbox only when this config feeds a side-car."""
+    keys = [("buffer.path", config.buffer.path, "buffer.db")]
+    fwd = config.forward
+    if fwd.api_url or fwd.outbox or env.get("LARAVEL_API_URL"):
+        keys.append(("forward.outbox", fwd.outbox, "outbox.db"))
+    warnings = []
+    for key, configured, filename in keys:
+        resolved = statedir.resolve(key, configured, filename, env)
+        if resolved.path is None:
+            continue
+        if problem := statedir.problem(resolved.path):
+            warnings.append(f"{key} {resolved.path}: {problem}")
+        elif resolved.warning:
+            warnings.append(resolved.warning)
+    return warnings
 
 
 def _cmd_once(args: argparse.Namespace) -> int:
@@ -239,6 +278,12 @@ _COMMANDS: list[
         commission.read_options,
     ),
     ("schema", _cmd_schema, "print the JSON Schema of the config, for editors", _no_options),
+    (
+        "dead-letters",
+        lambda args: dead_letters.cmd(args, _load),
+        "the readings the API refused: list, retry ID... | retry --all, purge",
+        dead_letters.options,
+    ),
     (
         "write",
         lambda args: commission.cmd_write(args, _load),

@@ -71,7 +71,9 @@ class CommandsConfig:
 
 @dataclass(frozen=True)
 class BufferConfig:
-    path: str | None = None  # None: in-memory only (tests, demo)
+    # None: buffer.db in the state directory, resolved at start (statedir.py); ":memory:"
+    # keeps readings in memory only. A Bridge built directly (tests, demo) keeps None in memory.
+    path: str | None = None
     max_readings: int = 1_000_000
 
 
@@ -179,12 +181,15 @@ class ForwardConfig:
     token: str | None = field(default=None, repr=False)
     batch_url: str | None = None
     batch_size: int = 100
-    outbox: str = "outbox.db"
+    outbox: str | None = None  # None: outbox.db in the state directory (statedir.py)
     outbox_max: int = 1_000_000
     concurrency: int = 4
     client_id: str = ""  # "" -> "forwarder-{site}"
     session_expiry_s: float = 7 * 24 * 3600.0
     timeout_s: float = 10.0
+    exclude: tuple[str, ...] = ()  # topic filters never forwarded (acked, counted)
+    dead_letter_max: int = 100_000  # beyond it the oldest dead letters go (counted)
+    metrics_listen: str | None = None  # the side-car's own /metrics /healthz /status
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ duplicate names, overlapping writable registers). Pure: no I/O, no environment.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -71,6 +71,7 @@ def build_config(raw: object, problems: Problems) -> Config | None:
     homeassistant = read_homeassistant(top.section("homeassistant"))
     logging = read_logging(top.section("logging"))
     forward = read_forward(top.section("forward"))
+    _own_ports(metrics, forward, problems)
     connections = read_connections(top)
     devices = read_devices(top, connections)
     top.finish()
@@ -89,6 +90,17 @@ def build_config(raw: object, problems: Problems) -> Config | None:
         logging=logging,
         forward=forward,
     )
+
+
+def _own_ports(metrics: MetricsConfig, forward: ForwardConfig, problems: Problems) -> None:
+    """The shipped units run the bridge and the side-car on one host from one config."""
+    bridge, sidecar = metrics.listen, forward.metrics_listen
+    if bridge and sidecar and bridge.rpartition(":")[2] == sidecar.rpartition(":")[2]:
+        problems.add(
+            "forward.metrics_listen",
+            f"same port as metrics.listen ({bridge}): the side-car needs its own"
+            " port when both run on one host",
+        )
 
 
 def _usable_top(raw: object, problems: Problems) -> bool:
@@ -265,12 +277,15 @@ def read_forward(f: Fields) -> ForwardConfig:
         token=f.opt_text("token"),
         batch_url=f.convert("batch_url", http_url, None),
         batch_size=f.integer("batch_size", default.batch_size, 1),
-        outbox=f.text("outbox", default.outbox),
+        outbox=f.convert("outbox", outbox_path, None),
         outbox_max=f.integer("outbox_max", default.outbox_max, 1),
         concurrency=f.integer("concurrency", default.concurrency, 1, 256),
         client_id=f.text("client_id", default.client_id),
         session_expiry_s=f.duration("session_expiry", default.session_expiry_s),
         timeout_s=f.duration("timeout", default.timeout_s),
+        exclude=_list_of(f, "exclude", plain_topic_filter),
+        dead_letter_max=f.integer("dead_letter_max", default.dead_letter_max, 1),
+        metrics_listen=f.convert("metrics_listen", listen_address, None),
     )
     if config.session_expiry_s > 0xFFFFFFFF:
         f.report("session_expiry", "MQTT allows at most 4294967295 s")
@@ -278,14 +293,50 @@ def read_forward(f: Fields) -> ForwardConfig:
     return config
 
 
+def _list_of(f: Fields, key: str, converter: Callable[[object], str]) -> tuple[str, ...]:
+    """Each item of a list through `converter`; a bad item is reported at its own path."""
+    good: list[str] = []
+    for path, item in f.items(key):
+        try:
+            good.append(converter(item))
+        except FieldError as exc:
+            f.problems.add(path, str(exc))
+    return tuple(good)
+
+
+def outbox_path(value: object) -> str:
+    text = to_text(value)
+    if text.strip() == ":memory:":
+        raise FieldError("the outbox must be a file: readings acked at the broker live only there")
+    if not text.strip():
+        raise FieldError("must not be empty (leave it out for the state directory)")
+    return text
+
+
 def http_url(value: object) -> str:
+    """http(s)://host[:port]/path. Never echoes a URL that holds credentials."""
     text = to_text(value).strip()
+    if "@" in text.split("://", 1)[-1].split("/", 1)[0]:
+        raise FieldError(
+            "put the API token in forward.token (sent as a Bearer token), not in the url"
+        )
     try:
         parts = urlsplit(text)
+        parts.port  # noqa: B018  (raises for a port that is not a number)
     except ValueError as exc:
         raise FieldError(f"invalid url {text!r}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise FieldError(f"expected an http:// or https:// url, got {describe(value)}")
+    return text
+
+
+def plain_topic_filter(value: object) -> str:
+    """A topic filter to match against, not to subscribe with: no $share/ prefix."""
+    text = topic_filter(value)
+    if text.startswith("$share/"):
+        raise FieldError(f"{text!r}: an exclude filter matches topics; drop the $share/GROUP/")
+    if not text:
+        raise FieldError("must not be empty")
     return text
 
 

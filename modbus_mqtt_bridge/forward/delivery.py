@@ -3,6 +3,10 @@
 Each request's answer goes through `laravel.classify`; this module only carries the
 verdict out. Failures that are about the API (429, 5xx, network, a refused token) close
 one API-wide gate, since retrying other readings sooner would only hit the same wall.
+
+A storage error (disk full, a lock held too long) backs off like a network error: the
+verdict the API gave is kept and only the outbox write is retried, with the entry's key
+still busy, so nothing is POSTed again while the disk cannot take the answer.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -30,7 +34,7 @@ from .laravel import (
     batch_idempotency_key,
     classify,
 )
-from .outbox import AsyncOutbox, Entry
+from .outbox import AsyncOutbox, Entry, OutboxError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,16 @@ class Endpoints:
     timeout_s: float
 
 
+def shown_url(url: str | None) -> str | None:
+    """A URL for a log line or /status: no query string, which could carry an api_token.
+
+    (Credentials in the URL are refused at load, so the rest holds no secret.)"""
+    if url is None:
+        return None
+    base, sep, _query = url.partition("?")
+    return f"{base}?…" if sep else base
+
+
 class Gate:
     """API-wide retry state: when the next request may go, and how hard we back off."""
 
@@ -58,8 +72,11 @@ class Gate:
         self.epoch = 0  # bumped when the gate closes: a wave of failures counts once
         self.paused = False
         self.failing = False
+        self.storage_attempt = 0  # outbox failures in a row
+        self._storage_op = ""  # the operation that failed last
         self._retry_log = Throttle(60.0)
         self._pause_log = Throttle(600.0)
+        self._storage_log = Throttle(60.0)
 
     async def wait(self, stop: asyncio.Event) -> None:
         while not stop.is_set() and (delay := self.not_before - time.monotonic()) > 0:
@@ -111,6 +128,35 @@ class Gate:
                 self.policy.pause_s,
             )
 
+    def storage_failed(self, op: str, exc: OutboxError, queued: int) -> float:
+        """An outbox operation failed: hold every request back, longer each time in a row."""
+        delay = self.policy.storage.delay(self.storage_attempt, jitter())
+        self.storage_attempt += 1
+        self._storage_op = op
+        self.metrics.storage_errors.labels(op).inc()
+        self._close(time.monotonic() + delay)
+        held = self._storage_log.allow(time.monotonic(), op)
+        if held is not None:
+            log.error(
+                "outbox %s failed (%s); retrying in %.1fs, %d readings kept%s",
+                *(op, exc, delay, queued),
+                f" ({held} more failures since the last report)" if held else "",
+            )
+        return delay
+
+    def storage_ok(self, op: str) -> None:
+        """`op` worked; a read working says nothing about a failing write."""
+        if not self.storage_attempt or (op == "take" and self._storage_op != "take"):
+            return
+        log.warning("the outbox works again (after %d failures)", self.storage_attempt)
+        for name in ("done", "dead_letter", "take"):
+            self._storage_log.reset(name)
+        self.storage_attempt = 0
+
+    @property
+    def storage_failing(self) -> bool:
+        return self.storage_attempt > 0
+
     def _close(self, until: float) -> None:
         self.not_before = max(self.not_before, until)
         self.epoch += 1
@@ -133,6 +179,8 @@ class Delivery:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._dead_log = Throttle(1.0)
+        self._dropped_log = Throttle(600.0)
+        self._stop = asyncio.Event()
         self.delivered = 0
         self.dead_lettered = 0
 
@@ -141,32 +189,46 @@ class Delivery:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         try:
             while not stop.is_set():
                 await self.gate.wait(stop)
                 if stop.is_set():
                     break
                 self._wake.clear()  # before looking, so a wake-up during the look is kept
-                if not await self._start_jobs():
+                try:
+                    started = await self._start_jobs()
+                except OutboxError as exc:
+                    self.gate.storage_failed("take", exc, self._store.depth)
+                    continue
+                if not started:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(_either(stop, self._wake), IDLE_CHECK_S)
         finally:
             await self._drain()
 
     async def _start_jobs(self) -> int:
-        # while the API fails or refuses us, one request probes it; success reopens all
-        width = 1 if self.gate.paused or self.gate.failing else self.ep.concurrency
+        # while the API or the outbox fails, one request probes it; success reopens all
+        gate = self.gate
+        width = 1 if gate.paused or gate.failing or gate.storage_failing else self.ep.concurrency
         free = width - len(self._tasks)
         if free <= 0:
             return 0
         per_job = self.ep.batch_size if self.ep.batch_url else 1
         jobs = await self._store.take(free, per_job, self._busy)
+        self.gate.storage_ok("take")
         for job in jobs:
             self._busy.update(e.key for e in job)
             task = asyncio.create_task(self._deliver(job, self.gate.epoch), name="forward-post")
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._finished)
         return len(jobs)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """Every job's end is looked at: a bug in one is logged, never left unretrieved."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("delivery job failed; its readings stay queued", exc_info=exc)
 
     async def _drain(self) -> None:
         if not self._tasks:
@@ -227,17 +289,35 @@ class Delivery:
     ) -> bool:
         self._count(answer)
         if isinstance(outcome, Done):
-            await self._store.done(entries)
+            if not await self._write("done", lambda: self._store.done(entries)):
+                return False
             self._stored(entries)
             return True
         if isinstance(outcome, DeadLetter):
-            await self._dead_letter(entries, answer, outcome)
-            return True
+            return await self._dead_letter(entries, answer, outcome)
         if isinstance(outcome, Pause):
             self.gate.pause(outcome, self._store.depth)
         else:
             self.gate.retry(outcome, epoch, self._store.depth)
         return False
+
+    async def _write(self, op: str, call: Callable[[], Awaitable[object]]) -> bool:
+        """Run an outbox write, retrying with backoff while it fails; False if stopped first.
+
+        The entries' keys stay busy meanwhile, so no other job takes (and re-POSTs) them.
+        """
+        while True:
+            try:
+                await call()
+            except OutboxError as exc:
+                delay = self.gate.storage_failed(op, exc, self._store.depth)
+                if self._stop.is_set():
+                    return False  # still queued: sent again after the restart
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+            else:
+                self.gate.storage_ok(op)
+                return True
 
     def _stored(self, entries: Sequence[Entry]) -> None:
         self.gate.succeeded()
@@ -250,19 +330,38 @@ class Delivery:
 
     async def _dead_letter(
         self, entries: Sequence[Entry], answer: Answer | NetworkError, outcome: DeadLetter
-    ) -> None:
+    ) -> bool:
         status = answer.status if isinstance(answer, Answer) else None
         text = (
             answer.body[:RESPONSE_KEPT].decode("utf-8", "replace")
             if isinstance(answer, Answer)
             else None
         )
-        await self._store.dead_letter(entries, status, outcome.reason, text)
+        dropped: list[int] = []
+
+        async def move() -> None:
+            dropped.append(await self._store.dead_letter(entries, status, outcome.reason, text))
+
+        if not await self._write("dead_letter", move):
+            return False
+        if dropped[0]:
+            self._dropped(dropped[0])
         self._metrics.dead_letters.inc(len(entries))
+        self._metrics.dead_letters_kept.set(self._store.dead)
         self._metrics.outbox_depth.set(self._store.depth)
         self.dead_lettered += len(entries)
         level = logging.WARNING if self._dead_log.due(time.monotonic()) else logging.DEBUG
         log.log(level, "dead letter (%s): %s", entries[0].key, outcome.reason)
+        return True
+
+    def _dropped(self, count: int) -> None:
+        self._metrics.dead_letters_dropped.inc(count)
+        if self._dropped_log.due(time.monotonic()):
+            log.warning(
+                "more than forward.dead_letter_max dead letters: dropped the oldest %d"
+                " (see `dead-letters list`; counted in modbus_forwarder_dead_letters_dropped)",
+                count,
+            )
 
     def _count(self, answer: Answer | NetworkError) -> None:
         """One attempt per request (a batch is one), the unit the API sees."""

@@ -58,6 +58,7 @@ class Intake:
         on_stored: Callable[[], None],
     ) -> None:
         self.topic = subscription(config)
+        self._exclude = config.forward.exclude
         self.port = MqttPort(
             config.mqtt,
             client_id(config),
@@ -156,7 +157,7 @@ class Intake:
     # -- messages -----------------------------------------------------------------------
 
     def _on_message(self, msg: Message) -> None:
-        parsed = parse_message(msg.topic, msg.payload, msg.retain)
+        parsed = parse_message(msg.topic, msg.payload, msg.retain, self._exclude)
         if isinstance(parsed, Ignored):
             self._metrics.ignored.labels(parsed.reason).inc()
             log.debug("ignored: %s", parsed.detail)

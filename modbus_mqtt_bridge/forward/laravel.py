@@ -12,13 +12,14 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 # Last topic segments that never carry a reading (SPEC 3: `status` and `set` are reserved
 # register names, so these cannot clash with a reading topic).
 NOT_READING_LAST = frozenset({"status", "set"})
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
@@ -40,10 +41,14 @@ class Ignored:
     detail: str
 
 
-def parse_message(topic: str, payload: bytes, retain: bool) -> Item | Ignored:
+def parse_message(
+    topic: str, payload: bytes, retain: bool, exclude: Sequence[str] = ()
+) -> Item | Ignored:
     """A reading message (SPEC 3) as an Item, or why it is not one."""
     if not_reading_topic(topic):
         return Ignored("topic", f"{topic} is a status or command topic")
+    if any(topic_matches(pattern, topic) for pattern in exclude):
+        return Ignored("excluded", f"{topic} matches forward.exclude")
     if retain:
         # Sent because we (re)subscribed, not because it was published now: a repeat of a
         # reading the broker already handed to our session, or one from before it existed.
@@ -63,6 +68,17 @@ def not_reading_topic(topic: str) -> bool:
     return parts[-1] in NOT_READING_LAST or parts[-2:] == ["set", "result"]
 
 
+def topic_matches(pattern: str, topic: str) -> bool:
+    """MQTT filter matching: `+` is one whole level, a last `#` any number (also none)."""
+    want, have = pattern.split("/"), topic.split("/")
+    for i, level in enumerate(want):
+        if level == "#":
+            return True
+        if i >= len(have) or (level != "+" and level != have[i]):
+            return False
+    return len(want) == len(have)
+
+
 def reading_item(topic: str, data: Mapping[str, object]) -> Item | Ignored:
     """The legacy body for one reading JSON object."""
     device_id, parameter, ts = data.get("device_id"), data.get("parameter"), data.get("ts")
@@ -78,7 +94,8 @@ def reading_item(topic: str, data: Mapping[str, object]) -> Item | Ignored:
     value = legacy_value(data.get("value"))
     if value is None:
         return Ignored("value", f"{topic}: value {data.get('value')!r} is not a finite number")
-    timestamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    timestamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")  # what the legacy API takes
+    ts_ms = (when - EPOCH) // timedelta(milliseconds=1)
     body = {
         "device_id": device_id,
         "parameter": parameter,
@@ -92,8 +109,8 @@ def reading_item(topic: str, data: Mapping[str, object]) -> Item | Ignored:
     return Item(
         key=f"{device_id}|{parameter}",
         body=_dumps(body),
-        idempotency_key=idempotency_key(device_id, parameter, timestamp),
-        ts_ms=round(when.timestamp() * 1000),
+        idempotency_key=idempotency_key(device_id, parameter, ts_ms),
+        ts_ms=ts_ms,
     )
 
 
@@ -125,9 +142,17 @@ def legacy_value(value: object) -> int | float | str | None:
     return None
 
 
-def idempotency_key(device_id: int, parameter: str, timestamp: str) -> str:
-    """Hex SHA-256 of device_id|parameter|timestamp (SPEC 5), the body's own timestamp."""
-    return hashlib.sha256(f"{device_id}|{parameter}|{timestamp}".encode()).hexdigest()
+def idempotency_key(device_id: int, parameter: str, ts_ms: int) -> str:
+    """Hex SHA-256 of device_id|parameter|ts (SPEC 5), ts the reading's own millisecond time
+    as SPEC 3 writes it (2025-07-08T16:00:00.250Z). Not the body's timestamp: that is cut to
+    the second, and two readings within one second are two readings, not a redelivery."""
+    return hashlib.sha256(f"{device_id}|{parameter}|{ms_text(ts_ms)}".encode()).hexdigest()
+
+
+def ms_text(ts_ms: int) -> str:
+    """A millisecond UTC time in SPEC 3's form, whatever offset the message was written in."""
+    when = EPOCH + timedelta(milliseconds=ts_ms)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 def batch_body(bodies: Sequence[str]) -> str:

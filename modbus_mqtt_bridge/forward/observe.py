@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.model import Config
+from ..errors import BridgeError
 from ..observe.health import Heartbeat
 from ..observe.http import HttpEndpoint
 from ..observe.metrics import ForwarderMetrics
 from ..observe.systemd import Notifier
-from .delivery import Delivery
+from .delivery import Delivery, shown_url
 from .intake import Intake
 from .outbox import AsyncOutbox
 
@@ -36,16 +37,25 @@ class Observed:
     def tasks(self, stop: asyncio.Event) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         """The background jobs to run next to intake and delivery until `stop`."""
         self.intake.on_connection = self._connection
-        jobs = [
+        return [
             ("forward-heartbeat", self.heartbeat.run(stop)),
             ("forward-watchdog", self.notifier.run_watchdog(self.heartbeat, stop)),
         ]
-        if self.config.metrics.listen:
-            endpoint = HttpEndpoint(
-                self.config.metrics.listen, self.metrics.registry, self.health, self.status
-            )
-            jobs.append(("forward-metrics", endpoint.serve(stop)))
-        return jobs
+
+    async def start_http(self) -> HttpEndpoint | None:
+        """forward.metrics_listen, bound now: a taken port fails the start with its key.
+
+        Never metrics.listen: that is the bridge's port, and both run on one host."""
+        listen = self.config.forward.metrics_listen
+        if not listen:
+            return None
+        endpoint = HttpEndpoint(listen, self.metrics.registry, self.health, self.status)
+        try:
+            await endpoint.start()
+        except BridgeError as exc:
+            cause = exc.__cause__ or exc
+            raise BridgeError(f"forward.metrics_listen {listen}: cannot listen: {cause}") from None
+        return endpoint
 
     def _connection(self, up: bool) -> None:
         url = self.config.mqtt.url
@@ -60,8 +70,10 @@ class Observed:
             return False, f"event loop stalled for {self.heartbeat.age_s():.1f}s"
         if not self.intake.port.connected:
             return False, f"broker {self.config.mqtt.url} not connected"
-        paused = ", delivery PAUSED (check the token)" if self.delivery.gate.paused else ""
-        return True, f"ok: broker connected, outbox {self.store.depth}{paused}"
+        gate = self.delivery.gate
+        paused = ", delivery PAUSED (check the token)" if gate.paused else ""
+        failing = ", the outbox FAILS (disk full?)" if gate.storage_failing else ""
+        return True, f"ok: broker connected, outbox {self.store.depth}{paused}{failing}"
 
     def status(self) -> dict[str, object]:
         """/status: the side-car's state as JSON."""
@@ -70,12 +82,23 @@ class Observed:
             "role": "forwarder",
             "subscription": self.intake.topic,
             "client_id": self.intake.port.client_id,
-            "api_url": self.delivery.ep.api_url,
-            "batch_url": self.delivery.ep.batch_url,
+            "api_url": shown_url(self.delivery.ep.api_url),
+            "batch_url": shown_url(self.delivery.ep.batch_url),
             "broker_connected": self.intake.port.connected,
             "outbox": self.store.depth,
             "outbox_max": self.store.sync.max_items,
-            "delivery": "paused" if gate.paused else "retrying" if gate.failing else "ok",
+            "delivery": _delivery_state(gate.paused, gate.storage_failing, gate.failing),
             "delivered": self.delivery.delivered,
             "dead_letters": self.delivery.dead_lettered,
+            "dead_letters_kept": self.store.dead,
+            "outbox_path": self.store.sync.path,
+            "outbox_errors_in_a_row": gate.storage_attempt,
         }
+
+
+def _delivery_state(paused: bool, outbox_failing: bool, api_failing: bool) -> str:
+    if paused:
+        return "paused"
+    if outbox_failing:
+        return "outbox failing"
+    return "retrying" if api_failing else "ok"

@@ -15,6 +15,13 @@ ever dropped, so the oldest data is never silently replaced by newer data.
 Order. Entries leave in arrival order per key (device_id|parameter): `take` never hands
 out an entry while an older entry of its key is queued behind a busy key or another job.
 
+Dead letters. What the API refused for good is kept, with its answer, in its own table, at
+most `dead_letter_max` rows (beyond it the oldest go, counted); the `dead-letters` command
+lists, re-queues or purges them, also while the side-car runs: `take` notices another
+process's commit (SQLite's data_version) and recounts its keys.
+
+Errors. Every SQLite error leaves as OutboxError; the caller backs off and retries.
+
 One outbox file per side-car: two processes sharing one would send the same rows twice.
 """
 
@@ -29,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import BridgeError
 from .laravel import Item
@@ -104,9 +111,10 @@ class Added:
 class Outbox:
     """Synchronous outbox; use from one thread at a time (AsyncOutbox gives it its own)."""
 
-    def __init__(self, path: str | Path, max_items: int) -> None:
+    def __init__(self, path: str | Path, max_items: int, dead_letter_max: int = 100_000) -> None:
         self.path = str(path)
         self.max_items = max_items
+        self.dead_letter_max = dead_letter_max
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -116,11 +124,24 @@ class Outbox:
             self._db.execute("PRAGMA busy_timeout=10000")  # an operator's sqlite3 shell
             self._db.executescript(_SCHEMA)
             # entries per key, kept in memory: `take` knows at once when every key is busy
-            census = self._db.execute("SELECT key, count(*) FROM outbox GROUP BY key")
-            self._keys: Counter[str] = Counter(dict(census.fetchall()))
+            self._keys: Counter[str] = Counter()
+            self._version = -1
+            self._recount()
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
+
+    def _recount(self) -> None:
+        """Entries per key, kept in memory: `take` knows at once when every key is busy."""
+        self._version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        census = self._db.execute("SELECT key, count(*) FROM outbox GROUP BY key")
+        self._keys = Counter(dict(census.fetchall()))
         self.depth = sum(self._keys.values())
+        self.dead = int(self._db.execute("SELECT count(*) FROM dead_letter").fetchone()[0])
+
+    def _notice_others(self) -> None:
+        """Another connection (the `dead-letters` command) changed the file: recount."""
+        if self._db.execute("PRAGMA data_version").fetchone()[0] != self._version:
+            self._recount()
 
     @property
     def room(self) -> int:
@@ -148,6 +169,13 @@ class Outbox:
         Looks at the oldest entries only, widening the look while busy keys fill it: the
         common case (keys interleaved) reads a few dozen rows per call, not thousands.
         """
+        try:
+            self._notice_others()
+            return self._take(jobs, per_job, busy)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox read failed: {exc}") from exc
+
+    def _take(self, jobs: int, per_job: int, busy: Collection[str]) -> list[list[Entry]]:
         free = {key for key in self._keys if key not in busy}
         if jobs <= 0 or not free:
             return []
@@ -193,8 +221,10 @@ class Outbox:
 
     def dead_letter(
         self, entries: Sequence[Entry], status: int | None, reason: str, response: str | None
-    ) -> None:
-        """Rejected for good: keep them with the answer, out of the delivery queue."""
+    ) -> int:
+        """Rejected for good: keep them with the answer, out of the delivery queue.
+
+        Returns how many of the oldest dead letters went to stay within dead_letter_max."""
         now = time.time()
         rows = [
             (e.key, e.body, e.idempotency_key, e.ts_ms, status, reason, response, now)
@@ -207,14 +237,49 @@ class Outbox:
                 rows,
             )
             removed = self._delete([e.id for e in entries])
+            dropped = self._db.execute(
+                "DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?",
+                (self.dead_letter_max,),
+            ).rowcount
         self._forget(entries, removed)
+        self.dead += len(rows) - dropped
+        return dropped
 
-    def dead_letters(self) -> list[DeadLetterRow]:
-        cursor = self._db.execute(
-            "SELECT id, key, body, idem, ts_ms, status, reason, response, failed_at"
-            " FROM dead_letter ORDER BY id"
-        )
-        return [DeadLetterRow(Entry(*row[:5]), *row[5:]) for row in cursor]
+    def dead_letters(self, ids: Collection[int] | None = None) -> list[DeadLetterRow]:
+        """Every dead letter (or those with these ids), oldest first."""
+        sql = "SELECT id, key, body, idem, ts_ms, status, reason, response, failed_at"
+        rows = self._read(f"{sql} FROM dead_letter ORDER BY id", ())
+        wanted = None if ids is None else set(ids)
+        return [
+            DeadLetterRow(Entry(*row[:5]), *row[5:])
+            for row in rows
+            if wanted is None or row[0] in wanted
+        ]
+
+    def retry_dead_letters(self, ids: Collection[int] | None) -> int:
+        """Back in line (behind what is queued now), all of them or these ids; how many."""
+        where, args = _ids_clause(ids)
+        with self._transaction():
+            columns = "key, body, idem, ts_ms"
+            copy = f"INSERT OR IGNORE INTO outbox ({columns}) SELECT {columns} FROM dead_letter {where} ORDER BY id"  # noqa: S608, E501
+            moved = self._db.execute(copy, args).rowcount
+            self._db.execute(f"DELETE FROM dead_letter {where}", args)  # noqa: S608
+        self._recount()
+        return moved
+
+    def purge_dead_letters(self, ids: Collection[int] | None = None) -> int:
+        """Forget dead letters for good, all of them or these ids; how many."""
+        where, args = _ids_clause(ids)
+        with self._transaction():
+            purged = int(self._db.execute(f"DELETE FROM dead_letter {where}", args).rowcount)  # noqa: S608
+        self.dead -= purged
+        return purged
+
+    def _read(self, sql: str, args: Sequence[object]) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox read failed: {exc}") from exc
 
     def close(self) -> None:
         """Checkpoint the WAL into the main file and close."""
@@ -238,6 +303,16 @@ class Outbox:
 
     def _transaction(self) -> AbstractContextManager[None]:
         return _transaction(self._db)
+
+
+def _ids_clause(ids: Collection[int] | None) -> tuple[str, list[int]]:
+    """`WHERE id IN (?, ...)` for these ids, or nothing for all; values always bound."""
+    if ids is None:
+        return "", []
+    chosen = sorted(set(ids))
+    if len(chosen) > _SQL_VARS:
+        raise OutboxError(f"at most {_SQL_VARS} ids at once (or all of them)")
+    return f"WHERE id IN ({_marks(chosen)})", chosen
 
 
 def _enough(planned: list[list[Entry]], jobs: int, per_job: int) -> bool:
@@ -334,8 +409,12 @@ class AsyncOutbox:
 
     async def dead_letter(
         self, entries: Sequence[Entry], status: int | None, reason: str, response: str | None
-    ) -> None:
-        await self._run(lambda: self.sync.dead_letter(entries, status, reason, response))
+    ) -> int:
+        return await self._run(lambda: self.sync.dead_letter(entries, status, reason, response))
+
+    @property
+    def dead(self) -> int:
+        return self.sync.dead
 
     async def close(self) -> None:
         try:

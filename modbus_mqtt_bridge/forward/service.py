@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 import httpx
 
-from .. import __version__
+from .. import __version__, statedir
+from ..config.fields import FieldError
 from ..config.model import Config, ForwardConfig
+from ..config.validate import http_url
 from ..errors import BridgeError, ConfigError, Problem
 from ..observe.metrics import ForwarderMetrics
 from ..retry import RetryPolicy
-from .delivery import Delivery, Endpoints
+from .delivery import Delivery, Endpoints, shown_url
 from .intake import Intake, client_id, subscription
 from .observe import Observed
 from .outbox import AsyncOutbox, Outbox
@@ -56,15 +58,28 @@ def resolve_target(fwd: ForwardConfig, env: Mapping[str, str]) -> Target:
 
 
 def _url_problem(url: str | None, *, required: bool) -> str | None:
+    """The config's rule, also for LARAVEL_API_URL: credentials refused, never echoed."""
     if not url:
         return "required (or set LARAVEL_API_URL)" if required else None
     try:
+        http_url(url)
         parsed = httpx.URL(url)
+    except FieldError as exc:
+        return str(exc)
     except httpx.InvalidURL as exc:
         return f"not a URL: {exc}"
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        return f"{url!r} is not an http(s) URL"
+    if not parsed.host:
+        return "the url has no host"
     return None
+
+
+def outbox_path(config: Config, env: Mapping[str, str]) -> str:
+    """forward.outbox, or outbox.db in the state directory (statedir); checked usable."""
+    resolved = statedir.prepare("forward.outbox", config.forward.outbox, "outbox.db", env)
+    if resolved.warning:
+        log.warning("%s", resolved.warning)
+    assert resolved.path is not None, "validation refuses an in-memory outbox"
+    return resolved.path
 
 
 def http_client(
@@ -101,18 +116,25 @@ async def serve(
     env: Mapping[str, str] | None = None,
 ) -> None:
     """Deliver readings until `stop` is set; then finish in-flight requests and close."""
-    target = resolve_target(config.forward, os.environ if env is None else env)
+    env = os.environ if env is None else env
+    target = resolve_target(config.forward, env)
+    path = outbox_path(config, env)
     metrics = metrics or ForwarderMetrics()
     policy = policy or RetryPolicy()
-    store = AsyncOutbox(Outbox(config.forward.outbox, config.forward.outbox_max))
+    fwd = config.forward
+    store = AsyncOutbox(Outbox(path, fwd.outbox_max, fwd.dead_letter_max))
     metrics.outbox_depth.set(store.depth)
+    metrics.dead_letters_kept.set(store.dead)
     _log_start(config, target, store)
     try:
         async with http_client(target) as http:
             delivery = Delivery(target.endpoints, store, http, metrics, policy)
             intake = Intake(config, store, metrics, policy, on_stored=delivery.notify)
             observed = Observed(config, intake, delivery, store, metrics)
+            endpoint = await observed.start_http()
             async with asyncio.TaskGroup() as tasks:
+                if endpoint is not None:
+                    tasks.create_task(endpoint.serve(stop), name="forward-http")
                 tasks.create_task(intake.run(stop), name="forward-intake")
                 tasks.create_task(delivery.run(stop), name="forward-delivery")
                 for name, job in observed.tasks(stop):
@@ -128,15 +150,18 @@ async def serve(
 def _log_start(config: Config, target: Target, store: AsyncOutbox) -> None:
     ep = target.endpoints
     log.info(
-        "forward %s -> %s%s as %s, concurrency %d; outbox %s holds %d",
+        "forward %s -> %s%s as %s, concurrency %d; outbox %s holds %d (%d dead letters)",
         subscription(config),
-        ep.api_url,
-        f" (batches of {ep.batch_size} to {ep.batch_url})" if ep.batch_url else "",
+        shown_url(ep.api_url),
+        f" (batches of {ep.batch_size} to {shown_url(ep.batch_url)})" if ep.batch_url else "",
         client_id(config),
         ep.concurrency,
-        config.forward.outbox,
+        store.sync.path,
         store.depth,
+        store.dead,
     )
+    if config.forward.exclude:
+        log.info("never forwarded: %s", ", ".join(config.forward.exclude))
     if not target.token:
         log.warning("no API token (forward.token / LARAVEL_API_TOKEN): expect 401 and a pause")
 

@@ -147,6 +147,20 @@ class ForwarderMetrics:
             "1 while delivery is paused because the API refuses the token or endpoint",
             registry=r,
         )
+        self.storage_errors = Counter(
+            "modbus_forwarder_outbox_errors",
+            "Outbox operations that failed (disk full, lock held too long) and are retried",
+            ["op"],
+            registry=r,
+        )
+        self.dead_letters_dropped = Counter(
+            "modbus_forwarder_dead_letters_dropped",
+            "Oldest dead letters dropped to stay within forward.dead_letter_max",
+            registry=r,
+        )
+        self.dead_letters_kept = Gauge(
+            "modbus_forwarder_dead_letters_kept", "Dead letters in the outbox now", registry=r
+        )
         self.outbox_full = Gauge(
             "modbus_forwarder_outbox_full",
             "1 while the outbox is full and new readings are left at the broker",

@@ -255,14 +255,17 @@ def main(path: str) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.INFO)  # request lines: the tests read them
-    own = ("site", "mqtt_url", "api_cap_s", "metrics_listen")
+    own = ("site", "mqtt_url", "api_cap_s", "bridge_listen")
     forward = {k: v for k, v in data.items() if k not in own}
+    if "exclude" in forward:
+        forward["exclude"] = tuple(forward["exclude"])
     config = Config(
         site=data["site"],
         connections=(),
         devices=(),
         mqtt=MqttConfig(url=data["mqtt_url"]),
-        metrics=MetricsConfig(listen=data.get("metrics_listen")),
+        # the bridge's port, which the side-car must leave alone (it has metrics_listen)
+        metrics=MetricsConfig(listen=data.get("bridge_listen")),
         forward=ForwardConfig(**forward),
     )
     policy = RetryPolicy(

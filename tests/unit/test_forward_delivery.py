@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -233,3 +235,49 @@ def test_a_failing_api_gets_one_probe_at_a_time(tmp_path: Path) -> None:
     assert outbox.depth == 0
     assert len(probes) >= 3
     assert set(probes) == {1}, f"requests in flight while failing: {probes}"
+
+
+def test_an_unreadable_outbox_backs_off_and_delivery_carries_on(tmp_path: Path) -> None:
+    """Another process breaks the file under us (here: renames the table); `take` fails
+    with a real SQLite error, counted and backed off, and delivery resumes once it reads."""
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path, 1000)
+    outbox.add([reading(1), reading(2)])
+    posts: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        posts.append(request)
+        return created(request)
+
+    metrics = ForwarderMetrics()
+    policy = RetryPolicy(api=Backoff(0.05, 0.2), storage=Backoff(0.05, 0.1))
+
+    async def main() -> bool:
+        endpoints = Endpoints(API, None, 10, 4, 5.0)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("ALTER TABLE outbox RENAME TO outbox_away")
+        async with http_client(Target(endpoints, TOKEN), httpx.MockTransport(handler)) as client:
+            stop = asyncio.Event()
+            delivery = Delivery(endpoints, AsyncOutbox(outbox), client, metrics, policy)
+            task = asyncio.create_task(delivery.run(stop))
+            deadline = time.monotonic() + 10
+            while not task.done() and time.monotonic() < deadline:
+                if metrics.registry.get_sample_value(
+                    "modbus_forwarder_outbox_errors_total", {"op": "take"}
+                ):
+                    break
+                await asyncio.sleep(0.01)
+            survived = not task.done()
+            other.execute("ALTER TABLE outbox_away RENAME TO outbox")
+            deadline = time.monotonic() + 10
+            while outbox.depth and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            stop.set()
+            with contextlib.suppress(Exception):
+                await task
+        other.close()
+        return survived
+
+    assert asyncio.run(main()), "a failing read ended delivery"
+    assert len(posts) == 2
+    assert outbox.depth == 0

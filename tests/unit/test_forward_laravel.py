@@ -77,16 +77,46 @@ def test_body_is_exactly_the_legacy_payload() -> None:
     ]
 
 
-def test_idempotency_key_is_sha256_of_device_parameter_timestamp() -> None:
-    expected = hashlib.sha256(b"1|Voltage (L-N)|2025-07-08T16:00:00Z").hexdigest()
-    got = item(READING)
-    assert (
-        got.idempotency_key
-        == expected
-        == idempotency_key(1, "Voltage (L-N)", "2025-07-08T16:00:00Z")
-    )
+def test_idempotency_key_is_sha256_of_device_parameter_millisecond_ts() -> None:
+    """SPEC 5: device_id|parameter|ts with the reading's own millisecond ts (SPEC 3 form)."""
+    expected = hashlib.sha256(b"1|Voltage (L-N)|2025-07-08T16:00:00.250Z").hexdigest()
+    got = item({**READING, "ts": "2025-07-08T16:00:00.250Z"})
+    assert got.idempotency_key == expected == idempotency_key(1, "Voltage (L-N)", got.ts_ms)
     assert got.key == "1|Voltage (L-N)"
-    assert got.ts_ms == 1_751_990_400_000
+    assert got.ts_ms == 1_751_990_400_250
+
+
+def test_two_readings_within_one_second_are_two_keys_with_one_body_timestamp() -> None:
+    first = item({**READING, "ts": "2025-07-08T16:00:00.000Z"})
+    second = item({**READING, "ts": "2025-07-08T16:00:00.500Z"})
+    assert first.idempotency_key != second.idempotency_key
+    assert json.loads(first.body)["timestamp"] == json.loads(second.body)["timestamp"]
+
+
+def test_the_same_instant_in_another_offset_is_the_same_key() -> None:
+    utc = item({**READING, "ts": "2025-07-08T16:00:00.250Z"})
+    cest = item({**READING, "ts": "2025-07-08T18:00:00.250+02:00"})
+    assert utc.idempotency_key == cest.idempotency_key
+
+
+@pytest.mark.parametrize(
+    ("pattern", "topic", "matches"),
+    [
+        ("plant1/+/setpoint", "plant1/meter1/setpoint", True),
+        ("plant1/+/setpoint", "plant1/meter1/current", False),
+        ("plant1/boiler/+", "plant1/boiler/pump_on", True),
+        ("plant1/boiler/#", "plant1/boiler/pump_on", True),
+        ("plant1/#", "plant1/meter1/current", True),
+        ("plant1/boiler", "plant1/boiler/pump_on", False),
+        ("plant1/+", "plant1/boiler/pump_on", False),
+    ],
+)
+def test_excluded_topics_are_never_readings(pattern: str, topic: str, matches: bool) -> None:
+    parsed = parse_message(topic, json.dumps(READING).encode(), False, exclude=(pattern,))
+    assert isinstance(parsed, Ignored) == matches, parsed
+    if matches:
+        assert isinstance(parsed, Ignored)
+        assert parsed.reason == "excluded"
 
 
 @pytest.mark.parametrize(

@@ -176,3 +176,46 @@ def test_a_batch_fills_from_behind_busy_keys(tmp_path: Path) -> None:
     (job,) = outbox.take(1, 100, busy)
     assert len(job) == 100
     assert {e.key for e in job} == {"1|K"}
+
+
+def test_dead_letters_beyond_the_bound_drop_the_oldest(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", 100, dead_letter_max=3)
+    outbox.add([make(i, f"K{i}") for i in range(5)])
+    dropped = [outbox.dead_letter(job, 422, "bad", None) for job in outbox.take(5, 1, ())]
+    assert dropped == [0, 0, 0, 1, 1]
+    assert [values([r.entry])[0] for r in outbox.dead_letters()] == [2, 3, 4]
+    assert outbox.dead == 3
+
+
+def test_retry_puts_dead_letters_back_behind_the_queue(outbox: Outbox) -> None:
+    outbox.add([make(1), make(2, "B"), make(3, "C")])
+    for job in outbox.take(2, 1, ()):
+        outbox.dead_letter(job, 422, "bad", None)
+    first, second = outbox.dead_letters()
+    assert outbox.retry_dead_letters([first.entry.id, 999]) == 1
+    assert [values(j)[0] for j in outbox.take(3, 1, ())] == [3, 1]
+    assert [r.entry.id for r in outbox.dead_letters()] == [second.entry.id]
+    assert outbox.retry_dead_letters(None) == 1
+    assert (outbox.depth, outbox.dead) == (3, 0)
+
+
+def test_purge_forgets_dead_letters(outbox: Outbox) -> None:
+    outbox.add([make(1), make(2, "B")])
+    for job in outbox.take(2, 1, ()):
+        outbox.dead_letter(job, 422, "bad", None)
+    assert outbox.purge_dead_letters() == 2
+    assert (outbox.dead_letters(), outbox.dead, outbox.depth) == ([], 0, 0)
+
+
+def test_take_sees_what_another_process_put_back(tmp_path: Path) -> None:
+    """`dead-letters retry` runs beside the side-car: its commit is noticed, not ignored."""
+    running = Outbox(tmp_path / "outbox.db", 100)
+    running.add([make(1)])
+    running.dead_letter(running.take(1, 1, ())[0], 422, "bad", None)
+    assert running.take(1, 1, ()) == []
+    command = Outbox(tmp_path / "outbox.db", 100)
+    assert command.retry_dead_letters(None) == 1
+    command.close()
+    jobs = running.take(1, 1, ())
+    assert [values(j) for j in jobs] == [[1]]
+    assert (running.depth, running.dead) == (1, 0)
