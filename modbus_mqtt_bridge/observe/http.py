@@ -142,10 +142,14 @@ class HttpEndpoint:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             method, path, headers = await asyncio.wait_for(_read_request(reader), READ_TIMEOUT_S)
-            body = b""
-            if method == "POST":
-                body = await asyncio.wait_for(_read_body(reader, headers), READ_TIMEOUT_S)
-            code, content_type, payload = await self._route(method, path, headers, body)
+            try:
+                body = b""
+                if method == "POST":
+                    body = await asyncio.wait_for(_read_body(reader, headers), READ_TIMEOUT_S)
+            except HttpError as exc:
+                code, content_type, payload = exc.code, JSON_TYPE, _json({"error": str(exc)})
+            else:
+                code, content_type, payload = await self._route(method, path, headers, body)
             await _respond(writer, code, content_type, payload, head_only=method == "HEAD")
         except (TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
             pass  # a client that hangs up or talks nonsense gets nothing more
@@ -308,8 +312,10 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[st
 
 async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> bytes:
     length = headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        raise ValueError(f"bad or too large Content-Length {length!r}")
+    if not length.isdigit():
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length[:40]!r}")
+    if int(length) > MAX_BODY_BYTES:
+        raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY_BYTES} bytes")
     return await reader.readexactly(int(length))
 
 
