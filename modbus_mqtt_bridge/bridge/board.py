@@ -8,17 +8,65 @@ read, the latest values, the registers failing right now. The core knows nothing
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .. import __version__
 from ..config.model import Config, Device
 from ..modbus.health import DeviceHealth
+from ..modbus.wiretime import BusEstimate, estimate_bus
 from ..mqtt.buffer import Buffer
 from ..mqtt.payloads import iso_ms
 from ..observe.health import Heartbeat
 from ..observe.metrics import BridgeMetrics
 from ..readings import DeviceStatus, ReadFailure, Reading, Sink, Value
+
+
+class History:
+    """The last `size` readings of one register, as two typed ring arrays (16 bytes a reading).
+
+    A deque of (ts, value) tuples costs about 120 bytes a reading; at 20,000 registers x 120
+    readings that is ~300 MB, the arrays ~40 MB. Numbers and booleans are kept; a string
+    register has no sparkline, so its history stays empty.
+    """
+
+    __slots__ = ("_next", "_size", "_ts", "_values", "kind")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ts = array("q")  # ms since the epoch
+        self._values = array("d")
+        self._next = 0  # the slot the next reading overwrites once the ring is full
+        self.kind = "number"  # "bool" when the register's values are booleans
+
+    def add(self, ts_ms: int, value: Value) -> None:
+        if isinstance(value, str):
+            return
+        if isinstance(value, bool):
+            self.kind = "bool"
+        if len(self._ts) < self._size:
+            self._ts.append(ts_ms)
+            self._values.append(float(value))
+            return
+        self._ts[self._next] = ts_ms
+        self._values[self._next] = float(value)
+        self._next = (self._next + 1) % self._size
+
+    def __len__(self) -> int:
+        return len(self._ts)
+
+    def since(self, since_ms: int | None = None) -> Iterator[tuple[int, Value]]:
+        """Oldest first; only readings newer than since_ms when given."""
+        count = len(self._ts)
+        for i in range(count):
+            slot = (self._next + i) % count if count == self._size else i
+            ts = self._ts[slot]
+            if since_ms is None or ts > since_ms:
+                value = self._values[slot]
+                yield ts, (bool(value) if self.kind == "bool" else value)
 
 
 @dataclass
@@ -32,23 +80,35 @@ class DeviceRecord:
     last_error_ms: int | None = None
     values: dict[str, tuple[Value, int]] = field(default_factory=dict)  # register -> (value, ts)
     errors: dict[str, str] = field(default_factory=dict)  # registers failing on the last read
+    since_ms: int | None = None  # when it last went online or offline
+    history: dict[str, History] = field(default_factory=dict)  # register -> its last readings
 
 
 class DeviceBoard:
     """A Sink in front of the real one: records each device's state, then passes it on."""
 
-    def __init__(self, inner: Sink, metrics: BridgeMetrics | None = None) -> None:
+    def __init__(
+        self, inner: Sink, metrics: BridgeMetrics | None = None, history: int = 120
+    ) -> None:
         self.inner = inner
         self.metrics = metrics
+        self.history_size = history
         self.devices: dict[str, DeviceRecord] = {}
+        self.readings_seen = 0  # every reading that passed, for the page's readings/s
 
     def on_tick(
         self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
     ) -> None:
         record = self.devices.setdefault(device.name, DeviceRecord())
         for reading in readings:
-            record.values[reading.register.name] = (reading.value, reading.ts_ms)
-            record.errors.pop(reading.register.name, None)
+            name = reading.register.name
+            record.values[name] = (reading.value, reading.ts_ms)
+            record.errors.pop(name, None)
+            history = record.history.get(name)
+            if history is None:
+                history = record.history[name] = History(self.history_size)
+            history.add(reading.ts_ms, reading.value)
+        self.readings_seen += len(readings)
         for failure in failures:
             record.errors[failure.register.name] = failure.error
             record.last_error, record.last_error_ms = failure.error, failure.ts_ms
@@ -60,6 +120,8 @@ class DeviceBoard:
 
     def on_status(self, status: DeviceStatus) -> None:
         record = self.devices.setdefault(status.device.name, DeviceRecord())
+        if record.online is not status.online:
+            record.since_ms = _now_ms()
         record.online = status.online
         record.reason = "" if status.online else status.reason
         if not status.online and status.reason:
@@ -80,6 +142,7 @@ class BridgeStatus:
         heartbeat: Heartbeat,
         metrics: BridgeMetrics | None = None,
         health: Mapping[str, Mapping[str, DeviceHealth]] | None = None,
+        links: Mapping[str, Link] | None = None,
     ) -> None:
         self.config = config
         self.board = board
@@ -88,7 +151,11 @@ class BridgeStatus:
         self.heartbeat = heartbeat
         self.metrics = metrics
         self.worker_health = health or {}
+        self.links = links or {}
         self.started = time.time()
+        self._rate = _Rate()
+        self._rate.per_s(board.readings_seen)  # counted from the start
+        self._devices = {device.name: device for device in config.devices}
 
     @property
     def broker_connected(self) -> bool:
@@ -136,6 +203,123 @@ class BridgeStatus:
             "errors": dict(record.errors),
         }
 
+    # -- the page's JSON API (SPEC 6) ------------------------------------------------
+
+    def api_bridge(self) -> dict[str, object]:
+        """The bridge and its connections: the page's header."""
+        return {
+            "site": self.config.site,
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started, 1),
+            "broker": {"url": self.config.mqtt.url, "connected": self.broker_connected},
+            "buffer": {"readings": len(self.buffer), "dropped": self.buffer.dropped},
+            "readings_per_s": round(self._rate.per_s(self.board.readings_seen), 2),
+            "history": self.board.history_size,
+            "connections": [self._connection(conn.name) for conn in self.config.connections],
+        }
+
+    def api_devices(self) -> dict[str, object]:
+        """GET /api/devices: every device's state, since when, last read, last error."""
+        return {
+            "bridge": self.api_bridge(),
+            "devices": [self._device_state(device) for device in self.config.devices],
+        }
+
+    def api_device(self, name: str) -> dict[str, object] | None:
+        """GET /api/devices/{name}: its state and its registers' latest readings."""
+        device = self._devices.get(name)
+        if device is None:
+            return None
+        record = self.board.devices.get(name, DeviceRecord())
+        now_ms = _now_ms()
+        registers = []
+        for register in device.registers:
+            value, ts = record.values.get(register.name, (None, None))
+            registers.append(
+                {
+                    "name": register.name,
+                    "value": value,
+                    "unit": register.engineering_unit,
+                    "ts": _iso(ts),
+                    "quality": _quality(register.name, register.interval_s, ts, record, now_ms),
+                    "error": record.errors.get(register.name),
+                    "writable": register.writable,
+                }
+            )
+        return {**self._device_state(device), "registers": registers}
+
+    def api_history(
+        self, name: str, register: str, since_ms: int | None
+    ) -> dict[str, object] | None:
+        """GET /api/devices/{name}/history: the register's kept readings, oldest first."""
+        device = self._devices.get(name)
+        if device is None or all(r.name != register for r in device.registers):
+            return None
+        history = self.board.devices.get(name, DeviceRecord()).history.get(register)
+        readings = [] if history is None else list(history.since(since_ms))
+        return {
+            "device": name,
+            "register": register,
+            "limit": self.board.history_size,
+            "readings": [{"ts": iso_ms(ts), "value": value} for ts, value in readings],
+        }
+
+    def _device_state(self, device: Device) -> dict[str, object]:
+        record = self.board.devices.get(device.name, DeviceRecord())
+        health = self.worker_health.get(device.connection, {}).get(device.name)
+        state = {None: "unknown", True: "online", False: "offline"}[record.online]
+        retry_in = 0.0
+        if health is not None and health.failures:
+            retry_in = max(0.0, health.retry_at - time.monotonic())
+        return {
+            "name": device.name,
+            "connection": device.connection,
+            "unit": device.unit_id,
+            "state": state,
+            "since": _iso(record.since_ms),
+            "offline_reason": record.reason or None,
+            "last_read": _iso(record.last_success_ms),
+            "last_error": record.last_error or None,
+            "last_error_at": _iso(record.last_error_ms),
+            "backoff": {
+                "failures_in_a_row": health.failures if health else 0,
+                "retry_in_s": round(retry_in, 1),
+            },
+            "bad_registers": len(record.errors),
+        }
+
+    def _connection(self, name: str) -> dict[str, object]:
+        link = self.links.get(name)
+        requests, errors = self._request_counts(name)
+        body: dict[str, object] = {
+            "name": name,
+            "type": self.config.connection(name).type,
+            "state": "idle" if link is None else ("connected" if link.connected else "down"),
+            "requests": requests,
+            "errors": errors,
+        }
+        estimate = link.bus if link is not None else None
+        if estimate is not None:
+            body["bus"] = {
+                "load": round(estimate.load, 3),  # share of the wire time the schedule needs
+                "limit": 1.0,
+                "cycle_s": round(estimate.cycle_s, 4),
+                "shortest_interval_s": estimate.shortest_interval_s,
+            }
+        return body
+
+    def _request_counts(self, connection: str) -> tuple[int, int]:
+        if self.metrics is None:
+            return 0, 0
+        requests = errors = 0
+        for family in self.metrics.requests.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels["connection"] == connection:
+                    requests += int(sample.value)
+                    if sample.labels["result"] != "ok":
+                        errors += int(sample.value)
+        return requests, errors
+
     def refresh_metrics(self) -> None:
         """Scrape-time gauges: values owned by other parts, read just before each scrape."""
         if self.metrics is None:
@@ -143,6 +327,50 @@ class BridgeStatus:
         self.metrics.buffer_depth.set(len(self.buffer))
         self.metrics.loop_lag.set(self.heartbeat.lag_s)
         self.metrics.broker_connected.set(1 if self.broker_connected else 0)
+
+
+class Link:
+    """What the page shows of one connection: is its port up, and the bus's planned load."""
+
+    def __init__(self, is_connected: Callable[[], bool], bus: BusEstimate | None) -> None:
+        self._is_connected = is_connected
+        self.bus = bus
+
+    @property
+    def connected(self) -> bool:
+        return self._is_connected()
+
+    @classmethod
+    def of(cls, worker: Any) -> Link:
+        return cls(lambda: bool(worker.port.connected), estimate_bus(worker.conn, worker.requests))
+
+
+class _Rate:
+    """Readings per second over the last ~10 s, from a running total sampled on each call."""
+
+    WINDOW_S = 10.0
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def per_s(self, total: int) -> float:
+        now = time.monotonic()
+        self._samples.append((now, total))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.WINDOW_S:
+            self._samples.popleft()
+        first_t, first_total = self._samples[0]
+        return (total - first_total) / (now - first_t) if now > first_t else 0.0
+
+
+def _quality(
+    register: str, interval_s: float, ts_ms: int | None, record: DeviceRecord, now_ms: int
+) -> str:
+    """bad: failing on the last read; stale: not refreshed for 3 intervals (or never read)."""
+    if register in record.errors:
+        return "bad"
+    if ts_ms is None or now_ms - ts_ms > 3 * interval_s * 1000 + 2000:
+        return "stale"
+    return "fresh"
 
 
 def _iso(ts_ms: int | None) -> str | None:

@@ -19,8 +19,10 @@ from ..observe.health import Heartbeat
 from ..observe.http import HttpEndpoint
 from ..observe.metrics import BridgeMetrics
 from ..observe.systemd import Notifier
-from .board import BridgeStatus, DeviceBoard
+from ..writes.handler import CommandHandler
+from .board import BridgeStatus, DeviceBoard, Link
 from .discovery import Discovery
+from .http_write import HttpWrites
 
 
 class BridgeExtensions:
@@ -32,6 +34,7 @@ class BridgeExtensions:
         board: DeviceBoard,
         workers: Mapping[str, Worker],
         metrics: BridgeMetrics,
+        commands: CommandHandler | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
@@ -46,7 +49,9 @@ class BridgeExtensions:
             heartbeat=self.heartbeat,
             metrics=metrics,
             health={name: worker.health for name, worker in workers.items()},
+            links={name: Link.of(worker) for name, worker in workers.items()},
         )
+        writes = HttpWrites(commands) if commands is not None else None
         self.http = (
             HttpEndpoint(
                 config.metrics.listen,
@@ -54,6 +59,9 @@ class BridgeExtensions:
                 self.status.health,
                 self.status.status,
                 before_scrape=self.status.refresh_metrics,
+                api=self.status,
+                write=writes.write if writes is not None else None,
+                write_token=config.metrics.write_token,
             )
             if config.metrics.listen
             else None

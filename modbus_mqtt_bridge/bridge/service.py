@@ -37,7 +37,7 @@ class Bridge:
             config, open_buffer(config.buffer.path, config.buffer.max_readings), self.metrics
         )
         # the workers report through the board, which notes device state for /status
-        self.board = DeviceBoard(self.publisher, self.metrics)
+        self.board = DeviceBoard(self.publisher, self.metrics, config.metrics.history)
         self.workers = {
             conn.name: Worker(conn, requests, self.board, self.metrics)
             for conn in config.connections
@@ -49,7 +49,12 @@ class Bridge:
         self.commands.attach()  # both /set topic shapes, re-subscribed on every reconnect
         # metrics/status HTTP, HA discovery, sd_notify: subscribers to the publisher
         self.extensions = BridgeExtensions(
-            config, self.publisher, board=self.board, workers=self.workers, metrics=self.metrics
+            config,
+            self.publisher,
+            board=self.board,
+            workers=self.workers,
+            metrics=self.metrics,
+            commands=self.commands,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

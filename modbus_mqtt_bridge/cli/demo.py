@@ -27,6 +27,7 @@ from ..mqtt.port import Message, MqttPort
 DEMO_CONFIG = """\
 site: demo
 mqtt: {{url: "{url}", protocol: "3.1.1", qos: 1, retain: true}}
+metrics: {{listen: "127.0.0.1:{http_port}"}}
 connections:
   - {{name: sim, type: tcp, host: 127.0.0.1, port: {modbus_port}, timeout: 2}}
 devices:
@@ -99,6 +100,7 @@ class LiveView:
         self.plain = plain
         self.rows: dict[str, tuple[str, str, float]] = {}
         self.statuses: dict[str, str] = {}
+        self.page_url = ""  # the bridge's status page, shown on every redraw
 
     def on_message(self, msg: Message) -> None:
         parts = msg.topic.split("/")
@@ -117,7 +119,8 @@ class LiveView:
 
     def render(self) -> str:
         now = time.monotonic()
-        lines = ["modbus-mqtt-bridge demo — live readings (Ctrl-C to stop)", ""]
+        lines = ["modbus-mqtt-bridge demo — live readings (Ctrl-C to stop)"]
+        lines += [f"status page: {self.page_url}", ""] if self.page_url else [""]
         lines += [f"  {name:<8} {state}" for name, state in sorted(self.statuses.items())]
         lines.append("")
         for topic, (value, unit, at) in sorted(self.rows.items()):
@@ -133,12 +136,15 @@ async def run_demo(mqtt_url: str, duration_s: float | None = None, plain: bool =
         print(f"no broker at {url_cfg.url}; started an embedded one at {mqtt_url}", file=sys.stderr)
     workdir = Path(tempfile.mkdtemp(prefix="mmb-demo-"))
     path = workdir / "demo.yaml"
-    path.write_text(DEMO_CONFIG.format(url=mqtt_url, modbus_port=_free_port()))
+    http_port = _free_port(9105)
+    path.write_text(DEMO_CONFIG.format(url=mqtt_url, modbus_port=_free_port(), http_port=http_port))
     config = load_config(path)
     print(f"demo config: {path}  (try: modbus-mqtt-bridge validate -c {path})", file=sys.stderr)
+    view = LiveView(plain)
+    view.page_url = f"http://127.0.0.1:{http_port}/"
+    print(f"status page: {view.page_url}  (open it in a browser)", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     install_stop_signals(stop)
-    view = LiveView(plain)
     try:
         await _run_parts(config, stop, view, duration_s)
     finally:

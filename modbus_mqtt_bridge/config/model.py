@@ -80,6 +80,8 @@ class BufferConfig:
 @dataclass(frozen=True)
 class MetricsConfig:
     listen: str | None = None  # "host:port"; None: no metrics endpoint
+    history: int = 120  # readings kept in memory per register for the page and /api
+    write_token: str | None = field(default=None, repr=False)  # None: no HTTP write endpoint
 
 
 @dataclass(frozen=True)

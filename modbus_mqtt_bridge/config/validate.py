@@ -222,7 +222,12 @@ def read_buffer(f: Fields) -> BufferConfig:
 
 
 def read_metrics(f: Fields) -> MetricsConfig:
-    config = MetricsConfig(listen=f.convert("listen", listen_address, None))
+    default = MetricsConfig()
+    config = MetricsConfig(
+        listen=f.convert("listen", listen_address, None),
+        history=f.integer("history", default.history, 1, 100_000),
+        write_token=f.opt_text("write_token"),
+    )
     f.finish()
     return config
 
