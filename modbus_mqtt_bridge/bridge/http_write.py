@@ -14,11 +14,9 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-from ..errors import ModbusError
-from ..writes import check, parse
+from ..writes import parse
 from ..writes.check import Envelope
-from ..writes.execute import WriteResult, execute
-from ..writes.handler import CommandHandler, result_body
+from ..writes.handler import CommandHandler
 from ..writes.parse import CommandError
 
 log = logging.getLogger(__name__)
@@ -35,34 +33,21 @@ class HttpWrites:
         """(HTTP code, result JSON): 200 written, 400 refused, 404 no device, 502 not written."""
         if all(d.name != device for d in self.config.devices):
             return HTTPStatus.NOT_FOUND, {"id": None, "ok": False, "error": f"no device {device!r}"}
-        text = body[:120].decode("utf-8", "replace")
-        log.info("command received over HTTP for %s: %r", device, text)
-        command_id = None
+        source = f"HTTP write to {device}"
+        log.info(
+            "command received over HTTP for %s: %r", device, body[:120].decode("utf-8", "replace")
+        )
         try:
             register, payload = _split_body(body)
             command = parse.parse(payload, register, self.config.commands.max_payload_bytes)
-            command_id = command.id
-            approved = check.check(self.config, device, command, Envelope(time.time()))
         except CommandError as exc:
-            log.info("command over HTTP for %s: %s: %s", device, exc.outcome, exc)
-            self.handler._count(device, exc.outcome)
-            return HTTPStatus.BAD_REQUEST, {"id": command_id, "ok": False, "error": str(exc)}
-        try:
-            results = await execute(approved, self.handler._runner(approved.device))
-        except CommandError as exc:  # expired while waiting for the worker
-            return HTTPStatus.BAD_REQUEST, {"id": command_id, "ok": False, "error": str(exc)}
-        except ModbusError as exc:
-            results = [
-                WriteResult(w.register.name, False, w.value, error=f"not written: {exc}")
-                for w in approved.writes
-            ]
-        readings = [r.reading for r in results if r.reading is not None]
-        if readings:
-            self.handler.sink.on_tick(approved.device, readings, [])  # the new value, right away
-        result = result_body(command_id, results[0])
-        log.info("command over HTTP %s/%s: %s", device, results[0].register, json.dumps(result))
-        self.handler._count(device, "ok" if results[0].ok else "failed")
-        return (HTTPStatus.OK if results[0].ok else HTTPStatus.BAD_GATEWAY), result
+            return HTTPStatus.BAD_REQUEST, self.handler.refusal(source, device, exc.command_id, exc)
+        result = await self.handler.handle(
+            device, register, command, Envelope(time.time()), source=source
+        )
+        if "value" not in result:  # a refusal: the result body of a write always has "value"
+            return HTTPStatus.BAD_REQUEST, result
+        return (HTTPStatus.OK if result["ok"] else HTTPStatus.BAD_GATEWAY), result
 
 
 def _split_body(body: bytes) -> tuple[str, bytes]:

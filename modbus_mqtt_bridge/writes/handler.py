@@ -85,7 +85,7 @@ class CommandHandler:
             self._count(target.device, exc.outcome)
             return
         except CommandError as exc:
-            body = self._refusal(message.topic, target.device, exc.command_id, exc)
+            body = self.refusal(message.topic, target.device, exc.command_id, exc)
             self._send_refusal(message, target.device, target.register, body)
             return
         task = asyncio.create_task(
@@ -144,7 +144,7 @@ class CommandHandler:
             approved = check.check(self.config, device_name, command, envelope)
             results = await self._execute(approved)
         except CommandError as exc:  # refused by check, or expired waiting for the worker
-            return self._refusal(source, device_name, command.id, exc), []
+            return self.refusal(source, device_name, command.id, exc), []
         device = approved.device
         readings = [r.reading for r in results if r.reading is not None]
         if readings:
@@ -182,7 +182,7 @@ class CommandHandler:
 
     # -- answers ----------------------------------------------------------------------
 
-    def _refusal(
+    def refusal(
         self, source: str, device: str, command_id: CommandId | None, exc: CommandError
     ) -> dict[str, Any]:
         """Log and count a refusal; its body carries the command's id whenever it was read."""

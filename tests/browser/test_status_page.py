@@ -275,7 +275,8 @@ def test_write_endpoint_needs_the_token_and_writes_through_the_worker(
         assert r.sim.call(lambda: r.sim.sim.value_of("meter1", "setpoint")) == 42.5
 
         # audited like an MQTT command; the token itself is never shown
-        assert "command over HTTP meter1/setpoint" in caplog.text
+        assert "command received over HTTP for meter1" in caplog.text
+        assert "command 'web-1' on meter1/setpoint: " in caplog.text  # the same audit line
         for path in ("status", "metrics", "api/devices", "api/devices/meter1"):
             assert TOKEN not in get(r.url + path)[2], path
         assert TOKEN not in caplog.text
