@@ -54,12 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         "a Laravel API.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-level", help="DEBUG, INFO, WARNING, ERROR (default: $LOG_LEVEL or INFO)"
-    )
+    log_help = "DEBUG, INFO, WARNING, ERROR (default: $LOG_LEVEL or INFO)"
+    parser.add_argument("--log-level", help=log_help)
     sub = parser.add_subparsers(metavar="COMMAND")
     for name, handler, help_text, extra in _COMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
+        # Also after the command (`run --log-level DEBUG`); SUPPRESS keeps one given before it.
+        p.add_argument("--log-level", default=argparse.SUPPRESS, help=log_help)
         if name not in ("convert", "demo", "read", "schema"):
             p.add_argument("-c", "--config", help="config file (default: $MODBUS_CONFIG)")
         extra(p)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from pymodbus import FramerType, ModbusException
@@ -88,7 +90,8 @@ class ModbusPort:
         except (TimeoutError, OSError) as exc:
             raise ModbusConnectionError(f"cannot connect to {describe(self.conn)}: {exc}") from exc
         if not ok:
-            raise ModbusConnectionError(f"cannot connect to {describe(self.conn)}")
+            why = _serial_trouble(self.conn)
+            raise ModbusConnectionError(f"cannot connect to {describe(self.conn)}{why}")
 
     def close(self) -> None:
         if self._made is not None:
@@ -283,6 +286,21 @@ def _make_client(
         # gateway those are one silent slave's timeouts, not a broken link.
         client.set_max_no_responses(sys.maxsize)
     return client
+
+
+def _serial_trouble(conn: Connection) -> str:
+    """': <OS reason>' for a serial port that cannot be opened; pymodbus only says False."""
+    path = str(conn.port or "")
+    if conn.type != "rtu" or sys.platform == "win32" or "://" in path:
+        return ""
+    if not Path(path).exists():
+        return f": {path}: no such file (adapter unplugged? see ls /dev/serial/by-id/)"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return (
+            f": {path}: permission denied (add the user to the dialout group: "
+            "sudo usermod -aG dialout $USER, then log in again)"
+        )
+    return ""
 
 
 def describe(conn: Connection) -> str:
