@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .. import __version__
 from ..config.load import load_config, resolve_config_path
@@ -27,6 +28,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.platform == "win32":  # paho runs on the loop's selector (add_reader/add_writer)
         asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())  # type: ignore[attr-defined,unused-ignore]
+    _read_dotenv()
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -45,6 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _read_dotenv() -> None:
+    """`.env` in the working directory, as the legacy service read it (MODBUS_CONFIG,
+    LARAVEL_API_URL, LOG_LEVEL, ...); a variable already in the environment wins."""
+    from dotenv import load_dotenv  # noqa: PLC0415
+
+    path = Path.cwd() / ".env"
+    if path.is_file():
+        load_dotenv(path, override=False)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import subprocess
@@ -93,3 +94,36 @@ def test_a_command_log_line_carries_no_client_id_noise(caplog: pytest.LogCapture
     with caplog.at_level(logging.INFO, logger=handler.log.name):
         handler._audit_received(message)
     assert caplog.messages == ["command received on s/d/v/set: '21.5' (qos 1)"]
+
+
+LEGACY = [{"device_id": 1, "ip": "127.0.0.1", "port": 1, "timeout": 0.3,
+           "registers": [{"address": 40001, "parameter": "V"}]}]  # fmt: skip
+
+
+def _cli_in(directory: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("MODBUS_CONFIG", "LOG_LEVEL")}
+    return subprocess.run(
+        [sys.executable, "-m", "modbus_mqtt_bridge", *args],
+        cwd=directory,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_legacy_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(LEGACY))
+    (tmp_path / ".env").write_text("MODBUS_CONFIG=config.json\nLOG_LEVEL=ERROR\n")
+    assert _cli_in(tmp_path, "validate").stdout.endswith("config ok\n")
+    quiet = _cli_in(tmp_path, "once", "--dry-run")  # the device is down: a WARNING line
+    assert "is offline" not in quiet.stderr, quiet.stderr
+
+
+def test_the_environment_wins_over_dotenv(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(LEGACY))
+    (tmp_path / ".env").write_text("MODBUS_CONFIG=missing.json\nLOG_LEVEL=ERROR\n")
+    assert _cli_in(tmp_path, "validate").stderr.startswith("config file not found: missing.json")
+    loud = _cli_in(tmp_path, "once", "--dry-run", MODBUS_CONFIG="config.json", LOG_LEVEL="INFO")
+    assert "is offline" in loud.stderr, loud.stderr
