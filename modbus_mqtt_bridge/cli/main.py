@@ -138,6 +138,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         install_stop_signals(stop)
         sim = Simulator(config)
         sim.emulate_line = args.emulate_line
+        if not args.answer_all:
+            sim.answer_configured_only()
         await serve(config, stop, host=args.host, refresh_s=args.refresh, sim=sim, serial=serial)
 
     asyncio.run(_main())
@@ -182,6 +184,12 @@ def _simulate_options(p: argparse.ArgumentParser) -> None:
         "--emulate-line",
         action="store_true",
         help="answer rtu requests after the wire time of their baud rate (a pty has none)",
+    )
+    p.add_argument(
+        "--answer-all",
+        action="store_true",
+        help="answer every address (zeros where nothing is configured) instead of "
+        '"illegal data address" outside the configured registers',
     )
 
 
