@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PKGS := mosquitto mosquitto-clients socat php-cli php-sqlite3 php-mbstring php-xml php-laravel-framework prometheus chromium
 SYSTEM_BINS := mosquitto mosquitto_sub socat php promtool chromium
 
-.PHONY: venv demo test test-fast lint bench system-deps clean
+.PHONY: venv dist demo test test-fast lint bench system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ $(STAMP): setup.cfg pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# A wheel to install elsewhere (the package is not on PyPI): dist/modbus_mqtt_bridge-*.whl
+DIST ?= dist
+dist:
+	@test -x $(BIN)/pip || $(MAKE) venv
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(DIST) .
 
 system-deps:
 	@missing=""; for b in $(SYSTEM_BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
@@ -47,4 +53,4 @@ bench: system-deps $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -37,11 +37,14 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # unit as written -> (device_class, state_class). Only units every Home Assistant since
 # 2024.11 accepts for the class: a unit the class does not know makes HA reject the entity.
 _MEASUREMENT = "measurement"
+_TOTAL = "total_increasing"  # a meter's counter: what HA's Energy dashboard reads
 UNIT_CLASSES: dict[str, tuple[str | None, str]] = {
     **dict.fromkeys(("V", "mV"), ("voltage", _MEASUREMENT)),
     **dict.fromkeys(("A", "mA"), ("current", _MEASUREMENT)),
     **dict.fromkeys(("W", "kW"), ("power", _MEASUREMENT)),
-    **dict.fromkeys(("Wh", "kWh", "MWh"), ("energy", "total_increasing")),
+    **dict.fromkeys(("Wh", "kWh", "MWh"), ("energy", _TOTAL)),
+    # Counters too, so HA keeps long-term statistics; no device class every HA accepts.
+    **dict.fromkeys(("varh", "kvarh", "Ah"), (None, _TOTAL)),
     "VA": ("apparent_power", _MEASUREMENT),
     "var": ("reactive_power", _MEASUREMENT),
     **dict.fromkeys(("Hz", "kHz"), ("frequency", _MEASUREMENT)),
@@ -161,6 +164,11 @@ def _number_component(config: Config, device: Device, register: Register) -> dic
             out["device_class"] = device_class
         if not register.writable:
             out["state_class"] = state_class
+    # The register's own choice wins (a meter counting down, a class the table lacks).
+    if register.device_class:
+        out["device_class"] = register.device_class
+    if register.state_class and not register.writable:
+        out["state_class"] = register.state_class
     if not register.writable:
         return {"p": "sensor", **out}
     low, high = value_range(register)

@@ -15,6 +15,7 @@ from ..config.types import Table
 from ..observe.logs import setup_logging
 
 EXIT_OK, EXIT_USAGE = 0, 2
+MAX_REGISTERS, MAX_BITS = 125, 2000  # the most one read request may ask for (Modbus spec)
 
 
 def cmd_write(args: argparse.Namespace, load: Callable[[argparse.Namespace], Config]) -> int:
@@ -40,6 +41,14 @@ def cmd_read(args: argparse.Namespace) -> int:
         location = parse_address(args.address, args.table)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    limit = MAX_BITS if location.table.is_bits else MAX_REGISTERS
+    if args.count > limit:
+        what = "bits" if location.table.is_bits else "registers"
+        print(
+            f"error: --count {args.count}: one Modbus read returns at most {limit} {what}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     conn = _read_connection(args)
     words = asyncio.run(_read_once(conn, location.table, location.address, args))
@@ -120,9 +129,19 @@ def read_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", choices=("holding", "input", "coil", "discrete"))
     p.add_argument(
         "--count",
-        type=int,
+        type=_positive,
         default=4,
-        choices=range(1, 126),
-        metavar="1..125",
-        help="registers (or bits) to read (default 4: enough for every 64-bit type)",
+        metavar="N",
+        help=f"registers (at most {MAX_REGISTERS}) or bits (at most {MAX_BITS}) to read "
+        "(default 4: enough for every 64-bit type)",
     )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import socket
 import sys
 import tempfile
@@ -101,8 +102,12 @@ class LiveView:
         self.rows: dict[str, tuple[str, str, float]] = {}
         self.statuses: dict[str, str] = {}
         self.page_url = ""  # the bridge's status page, shown on every redraw
+        self.seen: set[str] = set()  # every topic, so a shared broker can be tidied on exit
+        self.footer = ""  # under the screen: a line printed before it would be wiped
 
     def on_message(self, msg: Message) -> None:
+        if msg.payload:
+            self.seen.add(msg.topic)
         parts = msg.topic.split("/")
         if parts[-1] == "status":
             self.statuses["/".join(parts[1:-1])] = msg.payload.decode(errors="replace")
@@ -125,6 +130,8 @@ class LiveView:
         lines.append("")
         for topic, (value, unit, at) in sorted(self.rows.items()):
             lines.append(f"  {topic:<24} {value:>14} {unit:<4} {now - at:4.1f}s ago")
+        if self.footer:
+            lines += ["", self.footer]
         return "\n".join(lines)
 
 
@@ -134,22 +141,32 @@ async def run_demo(mqtt_url: str, duration_s: float | None = None, plain: bool =
     if not _reachable(url_cfg.host, url_cfg.port):
         broker, mqtt_url = await _embedded_broker()
         print(f"no broker at {url_cfg.url}; started an embedded one at {mqtt_url}", file=sys.stderr)
+    else:
+        print(
+            f"using the broker already answering at {url_cfg.url}; the retained demo/* "
+            "messages are cleared on exit",
+            file=sys.stderr,
+        )
     workdir = Path(tempfile.mkdtemp(prefix="mmb-demo-"))
     path = workdir / "demo.yaml"
     http_port = _free_port(9105)
     path.write_text(DEMO_CONFIG.format(url=mqtt_url, modbus_port=_free_port(), http_port=http_port))
     config = load_config(path)
-    print(f"demo config: {path}  (try: modbus-mqtt-bridge validate -c {path})", file=sys.stderr)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
     view = LiveView(plain)
     view.page_url = f"http://127.0.0.1:{http_port}/"
     print(f"status page: {view.page_url}  (open it in a browser)", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    install_stop_signals(stop)
+    # On the live screen below the readings (printed before, the first redraw wipes it).
+    view.footer = f"demo config: {path}  (try: modbus-mqtt-bridge validate -c {path})"
+    if plain:
+        print(view.footer, file=sys.stderr)
     try:
         await _run_parts(config, stop, view, duration_s)
     finally:
         if broker is not None:
             await broker.shutdown()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
@@ -171,4 +188,8 @@ async def _run_parts(
                 await asyncio.wait_for(stop.wait(), 0.5)
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 stop.set()
-        await watcher.disconnect()
+    # The bridge has stopped (its last "offline" is in): leave no retained demo/* behind.
+    for topic in sorted(view.seen):
+        watcher.publish(topic, b"", qos=1, retain=True)
+    await watcher.wait_acked(timeout_s=10)  # disconnect alone may drop what is unsent
+    await watcher.disconnect()

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from .. import __version__, statedir
 from ..config.load import load_config, resolve_config_path
@@ -28,6 +29,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.platform == "win32":  # paho runs on the loop's selector (add_reader/add_writer)
         asyncio.set_event_loop_policy(asyncio.WindowsSelectorEventLoopPolicy())  # type: ignore[attr-defined,unused-ignore]
+    _read_dotenv()
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -48,6 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _read_dotenv() -> None:
+    """`.env` in the working directory, as the legacy service read it (MODBUS_CONFIG,
+    LARAVEL_API_URL, LOG_LEVEL, ...); a variable already in the environment wins."""
+    from dotenv import load_dotenv  # noqa: PLC0415
+
+    path = Path.cwd() / ".env"
+    if path.is_file():
+        load_dotenv(path, override=False)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modbus-mqtt-bridge",
@@ -55,12 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         "a Laravel API.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-level", help="DEBUG, INFO, WARNING, ERROR (default: $LOG_LEVEL or INFO)"
-    )
+    log_help = "DEBUG, INFO, WARNING, ERROR (default: $LOG_LEVEL or INFO)"
+    parser.add_argument("--log-level", help=log_help)
     sub = parser.add_subparsers(metavar="COMMAND")
     for name, handler, help_text, extra in _COMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
+        # Also after the command (`run --log-level DEBUG`); SUPPRESS keeps one given before it.
+        p.add_argument("--log-level", default=argparse.SUPPRESS, help=log_help)
         if name not in ("convert", "demo", "read", "schema"):
             p.add_argument("-c", "--config", help="config file (default: $MODBUS_CONFIG)")
         extra(p)
@@ -164,6 +177,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         install_stop_signals(stop)
         sim = Simulator(config)
         sim.emulate_line = args.emulate_line
+        if not args.answer_all:
+            sim.answer_configured_only()
         await serve(config, stop, host=args.host, refresh_s=args.refresh, sim=sim, serial=serial)
 
     asyncio.run(_main())
@@ -208,6 +223,12 @@ def _simulate_options(p: argparse.ArgumentParser) -> None:
         "--emulate-line",
         action="store_true",
         help="answer rtu requests after the wire time of their baud rate (a pty has none)",
+    )
+    p.add_argument(
+        "--answer-all",
+        action="store_true",
+        help="answer every address (zeros where nothing is configured) instead of "
+        '"illegal data address" outside the configured registers',
     )
 
 

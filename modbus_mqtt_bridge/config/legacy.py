@@ -13,8 +13,18 @@ from dataclasses import dataclass, field
 
 from ..errors import Problem
 from .fields import Problems, join, suggest
+from .types import ALIASES, TYPES
 
-LEGACY_DEVICE_KEYS = ("device_id", "ip", "port", "slave_id", "timeout", "name", "description")
+LEGACY_DEVICE_KEYS = (
+    "device_id",
+    "ip",
+    "port",
+    "slave_id",
+    "timeout",
+    "name",
+    "description",
+    "interval",  # not in the old poller; accepted so a legacy file can poll faster than 30min
+)
 LEGACY_REGISTER_KEYS = ("address", "parameter", "data_type", "scale", "unit", "description")
 LEGACY_MARKERS = frozenset({"device_id", "ip", "slave_id"})
 LEGACY_INTERVAL = "30min"  # the old scheduler ran one poll every 30 minutes
@@ -57,6 +67,7 @@ class Converted:
     raw: dict[str, object]
     origins: dict[str, str] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (legacy path, message)
+    file_order: dict[str, int] = field(default_factory=dict)  # legacy path -> position
 
     def legacy_path(self, path: str) -> str:
         """The legacy path for a new one, via its longest known prefix."""
@@ -76,9 +87,21 @@ class Converted:
         for problem in problems:
             path = self.legacy_path(problem.path)
             if path not in seen:
-                result.append(Problem(path, problem.message, finder.line(path)))
-        # Validation reads connections before devices; the user's file has them interleaved.
-        return sorted(result, key=lambda p: p.line or 0)
+                message = _legacy_type_hint(path, problem.message)
+                result.append(Problem(path, message, finder.line(path)))
+        # Validation reads connections before devices; the user's file has them interleaved,
+        # and several keys may share a line: order by line, then by place in the file.
+        return sorted(result, key=lambda p: (p.line or 0, self._place(p.path)))
+
+    def _place(self, path: str) -> float:
+        """Position in the file; a missing key goes just after the item it is missing from."""
+        head, offset = path, 0.0
+        while head not in self.file_order:
+            cut = max(head.rfind("."), head.rfind("["))
+            if cut <= 0:
+                return len(self.file_order)
+            head, offset = head[:cut], 0.5
+        return self.file_order[head] + offset
 
 
 def convert_legacy(data: object) -> Converted:
@@ -90,6 +113,7 @@ def convert_legacy(data: object) -> Converted:
         devices, prefix = data["devices"], "devices"
         extra = {str(k): v for k, v in data.items() if k != "devices"}
     result = Converted({"site": LEGACY_SITE, **extra})
+    result.file_order = {path: i for i, path in enumerate(_paths(data, ""))}
     result.origins.update({key: key for key in extra})
     _Builder(result, prefix).build(devices)
     return result
@@ -134,7 +158,8 @@ class _Builder:
         device["id"] = item.get("device_id")
         device["connection"] = self._connection(item, path)
         device["unit"] = item.get("slave_id", 1)
-        device["interval"] = LEGACY_INTERVAL
+        device["interval"] = item.get("interval", LEGACY_INTERVAL)
+        self.out.origins[f"{new}.interval"] = f"{path}.interval"
         name = item.get("name")
         description = item.get("description", name if isinstance(name, str) else None)
         if description is not None:
@@ -202,6 +227,30 @@ class _Builder:
         if register.get("type") is None:
             register["type"] = LEGACY_DATA_TYPE
         return register
+
+
+_TYPE_HINT = re.compile(r" \(did you mean [^)]*\?\)$")
+
+
+def _legacy_type_hint(path: str, message: str) -> str:
+    """A legacy `data_type` hint names the legacy spelling (`floa` -> float, not float32)."""
+    if not path.endswith(".data_type") or not _TYPE_HINT.search(message):
+        return message
+    written = message.split("'")[1] if message.count("'") >= 2 else ""
+    hint = suggest(written.strip().lower(), [LEGACY_DATA_TYPE, *ALIASES, *TYPES])
+    return _TYPE_HINT.sub(hint, message)
+
+
+def _paths(data: object, path: str) -> list[str]:
+    """Every path in `data`, in the order the file wrote them (JSON keeps key order)."""
+    found = [path] if path else []
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            found += _paths(value, join(path, str(key)))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found += _paths(value, f"{path}[{i}]")
+    return found
 
 
 def _unique(base: str, taken: set[str]) -> str:

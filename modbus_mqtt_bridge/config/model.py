@@ -151,6 +151,9 @@ class Register:
     min: float | None = None
     max: float | None = None
     description: str | None = None
+    # Home Assistant discovery overrides of what the unit implies (bridge/discovery.py)
+    device_class: str | None = None
+    state_class: str | None = None
 
     @property
     def count(self) -> int:

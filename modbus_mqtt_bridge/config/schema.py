@@ -20,7 +20,7 @@ from .durations import _UNITS as DURATION_UNITS
 from .types import ALIASES, TYPES
 from .validate import LOG_LEVELS, PROTOCOLS
 from .validate_devices import CONNECTION_TYPES, PARITIES
-from .validate_registers import BIT_WRITES
+from .validate_registers import BIT_WRITES, STATE_CLASSES
 
 Schema = dict[str, Any]
 
@@ -80,6 +80,15 @@ OVERRIDES: dict[tuple[type, str], Schema] = {
     },
     (model.MqttConfig, "protocol"): _choices(PROTOCOLS, 5, 5.0),
     (model.LoggingConfig, "level"): _choices(LOG_LEVELS),
+    (model.Register, "state_class"): {
+        **_choices(STATE_CLASSES),
+        "description": "Home Assistant state_class (default: from the unit)",
+    },
+    (model.Register, "device_class"): {
+        "type": "string",
+        "pattern": "^[a-z][a-z0-9_]*$",
+        "description": "Home Assistant device_class (default: from the unit)",
+    },
 }
 RANGES: dict[str, tuple[int | None, int | None]] = {
     "qos": (0, 2),

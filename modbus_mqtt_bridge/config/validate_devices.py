@@ -43,6 +43,9 @@ class DeviceEntry:
     path: str
     device: Device
     register_paths: tuple[str, ...]
+    # (path, name) of every register that has a name, built or not: a duplicate name is
+    # reported even when the other register has a problem of its own.
+    register_names: tuple[tuple[str, str], ...] = ()
 
 
 Located = tuple[str, Connection]
@@ -198,7 +201,19 @@ def read_device(
     )
     f.finish()
     # Kept with a bad name (""), so its connection and registers are still cross-checked.
-    return DeviceEntry(path, device, tuple(p for p, _ in registers))
+    named = tuple(_register_names(f))
+    return DeviceEntry(path, device, tuple(p for p, _ in registers), named)
+
+
+def _register_names(f: Fields) -> list[tuple[str, str]]:
+    """(path, name) of each register written as a mapping with a text name."""
+    if f.get("registers") is MISSING or not isinstance(f.get("registers"), list | tuple):
+        return []
+    return [
+        (path, raw["name"])
+        for path, raw in f.items("registers")
+        if isinstance(raw, Mapping) and isinstance(raw.get("name"), str) and raw["name"]
+    ]
 
 
 def _read_connection_ref(f: Fields, names: list[str]) -> str | None:

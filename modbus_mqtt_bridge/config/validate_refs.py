@@ -24,8 +24,7 @@ def check_references(
     _report_duplicates(((e.path, e.device.name) for e in devices), "device", problems)
     for entry in devices:
         _check_connection(entry, by_name, problems)
-        names = zip(entry.register_paths, entry.device.registers, strict=True)
-        _report_duplicates(((p, r.name) for p, r in names), "register", problems)
+        _report_duplicates(entry.register_names, "register", problems)
     _check_writable_overlaps(devices, problems)
 
 

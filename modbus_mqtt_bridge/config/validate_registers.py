@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from .addressing import MAX_ADDRESS, Address, AddressError, parse_address, parse_table
-from .fields import MISSING, Fields, Problems, Unresolved, describe, int_in, segment_name
+from .fields import (
+    MISSING,
+    FieldError,
+    Fields,
+    Problems,
+    Unresolved,
+    choice_converter,
+    describe,
+    int_in,
+    segment_name,
+)
 from .model import BitWrite, ByteOrder, Register
 from .types import ALIASES, TYPES, Table, canonical_type
 
@@ -98,7 +109,22 @@ def _build(
         min=f.opt_number("min"),
         max=f.opt_number("max"),
         description=f.opt_text("description"),
+        device_class=f.convert("device_class", _ha_class, None),
+        state_class=f.convert("state_class", choice_converter(STATE_CLASSES), None),
     )
+
+
+# Home Assistant's sensor state classes; device classes are too many (and grow) to list.
+STATE_CLASSES = {name: name for name in ("measurement", "total", "total_increasing")}
+_HA_CLASS = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _ha_class(value: object) -> str:
+    if not isinstance(value, str) or not _HA_CLASS.match(value.strip()):
+        raise FieldError(
+            f"expected a Home Assistant device class (e.g. energy), got {describe(value)}"
+        )
+    return value.strip()
 
 
 def written_address(value: object) -> int:

@@ -24,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from pymodbus import FramerType, ModbusException
@@ -115,8 +117,8 @@ class ModbusPort:
     def _connect_failure(self) -> str:
         """One line on why the link did not come up: in use, TLS refused, or the OS's word."""
         exc = self._connect_errors[-1] if self._connect_errors else None
-        if exc is None:
-            return f"cannot connect to {describe(self.conn)}"
+        if exc is None:  # pymodbus only said False: ask the OS about the serial device
+            return f"cannot connect to {describe(self.conn)}{_serial_trouble(self.conn)}"
         if self.conn.type == "rtu" and _in_use(exc):
             return (
                 f"serial port {self.conn.port} is in use, probably by the running bridge: "
@@ -128,7 +130,8 @@ class ModbusPort:
         if isinstance(exc, ssl.SSLError):
             reason = exc.reason or str(exc)
             return f"cannot connect to {describe(self.conn)}: TLS handshake failed: {reason}"
-        return f"cannot connect to {describe(self.conn)}: {exc.strerror or exc}"
+        why = _serial_trouble(self.conn) or f": {exc.strerror or exc}"
+        return f"cannot connect to {describe(self.conn)}{why}"
 
     def close(self) -> None:
         if self._made is not None:
@@ -395,6 +398,21 @@ def _make_client(conn: Connection, trace: Callable[[bool, bytes], bytes] | None)
         # gateway those are one silent slave's timeouts, not a broken link.
         client.set_max_no_responses(sys.maxsize)
     return client
+
+
+def _serial_trouble(conn: Connection) -> str:
+    """': <OS reason>' for a serial port that cannot be opened; pymodbus only says False."""
+    path = str(conn.port or "")
+    if conn.type != "rtu" or sys.platform == "win32" or "://" in path:
+        return ""
+    if not Path(path).exists():
+        return f": {path}: no such file (adapter unplugged? see ls /dev/serial/by-id/)"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return (
+            f": {path}: permission denied (add the user to the dialout group: "
+            "sudo usermod -aG dialout $USER, then log in again)"
+        )
+    return ""
 
 
 def describe(conn: Connection) -> str:

@@ -92,6 +92,18 @@ class Simulator:
                     unit.defined[register.table].add(register.address + i)
         self.refresh()
 
+    def answer_configured_only(self) -> None:
+        """Answer "illegal data address" outside what the config reads, as a real device
+        does, so commissioning against the simulator meets the same errors. The bridge's
+        merged reads (registers plus the gaps between them, see plan.py) still answer."""
+        from ..plan import build_plan  # noqa: PLC0415
+
+        for request in build_plan(self.config).requests:
+            unit = self.units[(request.connection, request.unit_id)]
+            unit.defined[request.table].update(range(request.address, request.end))
+        for unit in self.units.values():
+            unit.strict = True
+
     # -- values ----------------------------------------------------------------------
 
     def set_value(self, device: str, register: str, value: Value) -> None:

@@ -113,7 +113,8 @@ class MqttPort:
             await asyncio.wait_for(asyncio.shield(self._connack), timeout_s)
         except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
             self._client._sock_close()
-            raise MqttError(f"cannot connect to {self._where()}: {_describe(exc)}") from exc
+            hint = _TLS_HINT if self.cfg.use_tls and _tls_refused(exc) else ""
+            raise MqttError(f"cannot connect to {self._where()}: {_describe(exc)}{hint}") from exc
         self._disconnected.clear()
         self._connected_once = True
         if self._misc_task is None or self._misc_task.done():
@@ -355,6 +356,16 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     if topic_filter.startswith("$share/"):
         topic_filter = topic_filter.split("/", 2)[2]
     return bool(paho.topic_matches_sub(topic_filter, topic))
+
+
+_TLS_HINT = " (is this a TLS port? mqtts:// needs the broker's TLS listener, often 8883)"
+
+
+def _tls_refused(exc: BaseException) -> bool:
+    """The failures a plain listener causes when it gets a TLS hello: reset or garbage."""
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ssl.SSLEOFError):
+        return True
+    return isinstance(exc, ssl.SSLError) and "WRONG_VERSION" in str(exc).upper()
 
 
 def _describe(exc: BaseException) -> str:

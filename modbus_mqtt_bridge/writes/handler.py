@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 _CLIENT_ID_KEYS = ("client_id", "clientid", "client-id")
-_NO_CLIENT_ID = "client id not available (MQTT does not name a message's publisher)"
 _MAX_LOGGED_PAYLOAD = 120
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -261,7 +260,7 @@ def _audit_received(message: Message) -> None:
     if len(message.payload) > _MAX_LOGGED_PAYLOAD:
         text += f"... ({len(message.payload)} bytes)"
     log.info(
-        "command received on %s: %r (qos %d%s, %s)",
+        "command received on %s: %r (qos %d%s%s)",
         message.topic,
         text,
         message.qos,
@@ -271,10 +270,12 @@ def _audit_received(message: Message) -> None:
 
 
 def _client_id(message: Message) -> str:
+    """', client X' when the publisher named itself; MQTT itself never names it, so an
+    absent id is the normal case and says nothing."""
     for key, value in message.user_properties:
         if key.lower() in _CLIENT_ID_KEYS:
-            return f"client {value!r} (user property {key})"
-    return _NO_CLIENT_ID
+            return f", client {value!r} (user property {key})"
+    return ""
 
 
 # -- the `write` CLI command ----------------------------------------------------------

@@ -174,19 +174,20 @@ def test_problems_point_at_the_legacy_file(tmp_path: Path) -> None:
     ]  # fmt: skip
     path = tmp_path / "devices.json"
     path.write_text(json.dumps(data))  # one line: every problem is on line 1
+    # In file order, as the user reads their file; a missing key right after its item.
     assert [line.replace(" (line 1)", "") for line in errors(path)] == [
         "[0].slaveid: unknown key (did you mean slave_id?)",
-        "[0].registers[2].adress: unknown key (did you mean address?)",
-        "[1].device_id: missing required key",
-        "[2]: expected a mapping (one device)",
-        "[1].ip: missing required key for a tcp connection",
-        "[1].port: expected an integer, got 'x'",
-        "[0].registers[0].data_type: unknown type 'flot' (did you mean float32?)",
+        "[0].registers[0].data_type: unknown type 'flot' (did you mean float?)",
         "[0].registers[1].address: address 123 is not Modicon notation (5 or 6 digits, e.g. "
         "40001 or 00001); add table: to give a 0-based address",
         "[0].registers[2].address: missing required key",
+        "[0].registers[2].adress: unknown key (did you mean address?)",
         "[0].registers[3]: expected a mapping, got 'oops'",
+        "[1].device_id: missing required key",
+        "[1].ip: missing required key for a tcp connection",
+        "[1].port: expected an integer, got 'x'",
         "[1].registers: expected a list, got 'none'",
+        "[2]: expected a mapping (one device)",
     ]
 
 
@@ -195,7 +196,7 @@ def test_problem_lines_come_from_the_json_file(tmp_path: Path) -> None:
         {"address": 40001, "parameter": "V", "data_type": "float"},
         {"address": 40003, "parameter": "A", "data_type": "dbl"}]}]})  # fmt: skip
     assert errors(path) == [
-        "devices[0].registers[1].data_type (line 15): unknown type 'dbl' (did you mean float64?)"
+        "devices[0].registers[1].data_type (line 15): unknown type 'dbl' (did you mean double?)"
     ]
 
 
@@ -261,3 +262,9 @@ def test_any_legacy_list_converts_to_equal_yaml(
     converted = folder / "converted.yaml"
     converted.write_text(legacy_to_yaml(path))
     assert load_config(converted, env=FULL_ENV) == expected
+
+
+def test_legacy_device_may_set_interval(tmp_path: Path) -> None:
+    path = write(tmp_path, [{"device_id": 1, "ip": "h", "interval": "5s",
+                             "registers": [{"address": 40001, "parameter": "V"}]}])  # fmt: skip
+    assert load_config(path, env={}).devices[0].interval_s == 5.0
