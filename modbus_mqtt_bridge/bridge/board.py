@@ -383,7 +383,7 @@ def _last_error(record: DeviceRecord, health: DeviceHealth | None) -> dict[str, 
     """The newest error: a bad register (the board's) or a failed try (the worker's, which
     goes on counting while the device or its link stays down)."""
     error, at_ms = record.last_error, record.last_error_ms
-    if health is not None and health.last_error_ms is not None:
-        if at_ms is None or health.last_error_ms > at_ms:
-            error, at_ms = health.last_error, health.last_error_ms
+    tried = None if health is None else health.last_error_ms
+    if health is not None and tried is not None and (at_ms is None or tried > at_ms):
+        error, at_ms = health.last_error, tried
     return {"last_error": error or None, "last_error_at": _iso(at_ms)}
