@@ -194,8 +194,7 @@ class BridgeStatus:
             "offline_reason": record.reason or None,
             "failures_in_a_row": health.failures if health else 0,
             "last_success": _iso(record.last_success_ms),
-            "last_error": record.last_error or None,
-            "last_error_at": _iso(record.last_error_ms),
+            **_last_error(record, health),
             "values": {
                 name: {"value": value, "ts": iso_ms(ts)}
                 for name, (value, ts) in record.values.items()
@@ -279,8 +278,7 @@ class BridgeStatus:
             "since": _iso(record.since_ms),
             "offline_reason": record.reason or None,
             "last_read": _iso(record.last_success_ms),
-            "last_error": record.last_error or None,
-            "last_error_at": _iso(record.last_error_ms),
+            **_last_error(record, health),
             "backoff": {
                 "failures_in_a_row": health.failures if health else 0,
                 "retry_in_s": round(retry_in, 1),
@@ -379,3 +377,13 @@ def _iso(ts_ms: int | None) -> str | None:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _last_error(record: DeviceRecord, health: DeviceHealth | None) -> dict[str, object]:
+    """The newest error: a bad register (the board's) or a failed try (the worker's, which
+    goes on counting while the device or its link stays down)."""
+    error, at_ms = record.last_error, record.last_error_ms
+    tried = None if health is None else health.last_error_ms
+    if health is not None and tried is not None and (at_ms is None or tried > at_ms):
+        error, at_ms = health.last_error, tried
+    return {"last_error": error or None, "last_error_at": _iso(at_ms)}

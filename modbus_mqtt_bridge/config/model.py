@@ -122,6 +122,9 @@ class Connection:
     stopbits: int = 1
     bytesize: int = 8
     inter_frame_delay_s: float | None = None  # None: 3.5 character times at the baud rate
+    # The longest wait between two tries of a dead link or a silent device: a device back
+    # after an outage is polled again within this.
+    reconnect_max_s: float = 10.0
     tls: ModbusTls | None = None  # tcp only; None: plaintext Modbus/TCP
 
 

@@ -84,6 +84,7 @@ def read_connection(path: str, raw: object, problems: Problems) -> Located | Non
         stopbits=f.integer("stopbits", 1, 1, 2),
         bytesize=f.integer("bytesize", 8, 5, 8),
         inter_frame_delay_s=f.opt_duration("inter_frame_delay", zero_ok=True),
+        reconnect_max_s=f.duration("reconnect_max", 10.0),
         tls=tls,
     )
     _check_applicable(f, kind)

@@ -67,6 +67,9 @@ class Worker:
         self._requests_by_id = {id(r): r for r in self.requests}
         self._wake = asyncio.Event()
         self._link_failures = 0
+        if metrics is not None:  # every device has its series from the start, even never read
+            for r in self.requests:
+                metrics.requests.labels(conn.name, r.device.name, str(r.function_code), "ok")
 
     # -- public ----------------------------------------------------------------------
 
@@ -281,9 +284,8 @@ class Worker:
             log.warning("%s: %s frame on the line: %s%s", self.conn.name, kind, detail, more)
 
     def _device_failed(self, device: Device, health: DeviceHealth, exc: Exception) -> None:
-        health.failures += 1
-        health.last_error = str(exc)
-        health.retry_at = asyncio.get_running_loop().time() + backoff_delay(health.failures)
+        health.failed(str(exc))
+        health.retry_at = asyncio.get_running_loop().time() + self._backoff(health.failures)
         if health.online is not False:
             log.warning("device %s is offline: %s", device.name, exc)
             health.online = False
@@ -298,7 +300,7 @@ class Worker:
             # a command must not wait out the backoff: it is answered "down" now
             self._fail_pending_jobs(f"connection {self.conn.name} is down: {exc}")
             await self._sleep_until(
-                asyncio.get_running_loop().time() + backoff_delay(self._link_failures),
+                asyncio.get_running_loop().time() + self._backoff(self._link_failures),
                 stop,
                 wake_on_jobs=False,
             )
@@ -308,9 +310,13 @@ class Worker:
         self._link_failures = 0
         return True
 
+    def _backoff(self, failures: int) -> float:
+        return backoff_delay(failures, cap_s=self.conn.reconnect_max_s)
+
     def _link_down(self, reason: str) -> None:
         for name, device in self.devices.items():
             health = self.health[name]
+            health.failed(reason)  # /status counts every failed try, not only the first
             if health.online is not False:
                 log.warning("device %s is offline: %s", name, reason)
                 health.online = False

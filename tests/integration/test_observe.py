@@ -239,3 +239,52 @@ def test_read_command_shows_every_decoding(tmp_path: Path) -> None:
     failed = _read_cli("--port", str(modbus), "--address", "30001", "--timeout", "0.3")
     assert failed.returncode == 1 and failed.stderr.startswith("error:"), failed.stderr
     assert _read_cli("--address", "99999").returncode == 2
+
+
+def test_status_stays_true_for_a_device_that_is_down_and_it_returns_within_reconnect_max(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """Nothing answers at first: /status counts every failed try with a moving last_error_at,
+    the requests series exists at 0, and once the device answers it is polled again within
+    `reconnect_max` (it used to take up to the 60 s cap, and /status showed 0 failures)."""
+    http, modbus = free_port(), free_port()
+    yaml = _yaml(broker.url, modbus, "obs3", f'metrics: {{listen: "127.0.0.1:{http}"}}')
+    yaml = yaml.replace("timeout: 0.3}", "timeout: 0.3, reconnect_max: 1s}")
+    config = config_from(tmp_path, yaml)
+    bridge = BridgeThread(config).start()
+    sim = SimThread(config)
+    try:
+        wait_until(
+            lambda: status_or_zero(f"http://127.0.0.1:{http}/healthz") == 200, 15, "healthz 200"
+        )
+        down = wait_until(
+            lambda: (d := _status(http)["devices"]["meter1"])["failures_in_a_row"] >= 2 and d,
+            15,
+            "two failed tries counted while the link is down",
+        )
+        assert down["online"] is False and "cannot connect" in down["last_error"]
+        later = wait_until(
+            lambda: (
+                (d := _status(http)["devices"]["meter1"])["last_error_at"] > down["last_error_at"]
+                and d
+            ),
+            10,
+            "last_error_at to move on with each try",
+        )
+        assert later["failures_in_a_row"] > down["failures_in_a_row"]
+        ok = {"connection": "lan", "device": "meter1", "result": "ok", "function": "4"}
+        assert value(_scrape(http), "modbus_bridge_requests_total", **ok) == 0
+
+        wait_until(
+            lambda: _status(http)["devices"]["meter1"]["failures_in_a_row"] >= 6,
+            30,
+            "the backoff to reach its cap",
+        )
+        sim.start()
+        back_from = time.monotonic()
+        wait_until(lambda: _status(http)["devices"]["meter1"]["online"] is True, 10, "online")
+        assert time.monotonic() - back_from < 1 + 0.3 + 1.5  # reconnect_max + timeout + polls
+        assert _status(http)["devices"]["meter1"]["failures_in_a_row"] == 0
+    finally:
+        bridge.stop()
+        sim.stop()
