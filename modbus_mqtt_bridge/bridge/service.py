@@ -1,7 +1,9 @@
-"""`run`: the bridge as one TaskGroup — a worker per connection and the publisher.
+"""`run`: the bridge as one TaskGroup — a worker per connection, the MQTT session and the
+publish pipeline.
 
-Stopping is ordered: workers stop first (no new readings), then the publisher flushes
-in-flight publishes and persists what the broker has not taken, then says `offline`.
+Stopping is ordered: workers stop first (no new readings), then the pipeline lets in-flight
+publishes be acknowledged, the session says `offline` and disconnects, and what the broker
+has not taken stays in the buffer.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from collections.abc import Callable
 from ..config.model import Config
 from ..errors import ConfigError
 from ..modbus.worker import Worker
+from ..mqtt import topics
 from ..mqtt.buffer import open_buffer
-from ..mqtt.publisher import Publisher
+from ..mqtt.pipeline import Pipeline
+from ..mqtt.port import MqttPort, Will
+from ..mqtt.session import Session
 from ..observe.metrics import BridgeMetrics
 from ..plan import Plan, build_plan
 from ..writes.handler import CommandHandler
@@ -33,23 +38,34 @@ class Bridge:
         self.config = config
         self.metrics = metrics or BridgeMetrics()
         self.plan: Plan = build_plan(config)
-        self.publisher = Publisher(
-            config, open_buffer(config.buffer.path, config.buffer.max_readings), self.metrics
+        status_topic = topics.bridge_status(config.site)
+        port = MqttPort(config.mqtt, config.mqtt_client_id, will=Will(status_topic, "offline"))
+        self.session = Session(port, Will(status_topic, "online"), self.metrics)
+        self.pipeline = Pipeline(
+            config,
+            self.session,
+            open_buffer(config.buffer.path, config.buffer.max_readings),
+            self.metrics,
         )
         # the workers report through the board, which notes device state for /status
-        self.board = DeviceBoard(self.publisher, self.metrics)
+        self.board = DeviceBoard(self.pipeline, self.metrics)
         self.workers = {
             conn.name: Worker(conn, requests, self.board, self.metrics)
             for conn in config.connections
             if (requests := self.plan.for_connection(conn.name))
         }
         self.commands = CommandHandler(
-            config, self.publisher, self.workers, self.metrics, sink=self.board
+            config, self.session, self.workers, self.metrics, sink=self.board
         )
         self.commands.attach()  # both /set topic shapes, re-subscribed on every reconnect
-        # metrics/status HTTP, HA discovery, sd_notify: subscribers to the publisher
+        # metrics/status HTTP, HA discovery, sd_notify: subscribers to the session
         self.extensions = BridgeExtensions(
-            config, self.publisher, board=self.board, workers=self.workers, metrics=self.metrics
+            config,
+            self.session,
+            buffer=self.pipeline.buffer,
+            board=self.board,
+            workers=self.workers,
+            metrics=self.metrics,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -61,16 +77,22 @@ class Bridge:
             len(self.plan.requests),
             len(self.workers),
         )
-        publisher_stop = asyncio.Event()
+        mqtt_stop = asyncio.Event()
         await self.extensions.start()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.publisher.run(publisher_stop), name="publisher")
-            for name, task in self.extensions.tasks(stop):
-                tg.create_task(task, name=name)
-            async with asyncio.TaskGroup() as workers:
-                for name, worker in self.workers.items():
-                    workers.create_task(worker.run(stop), name=f"worker-{name}")
-            publisher_stop.set()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.session.run(mqtt_stop), name="mqtt-session")
+                tg.create_task(self.pipeline.run(mqtt_stop), name="publish-pipeline")
+                for name, task in self.extensions.tasks(stop):
+                    tg.create_task(task, name=name)
+                async with asyncio.TaskGroup() as workers:
+                    for name, worker in self.workers.items():
+                        workers.create_task(worker.run(stop), name=f"worker-{name}")
+                mqtt_stop.set()
+            await self.pipeline.settle()
+            await self.session.close("offline")
+        finally:
+            self.pipeline.close()
 
 
 def install_stop_signals(stop: asyncio.Event, on_reload: Callable[[], None] | None = None) -> None:

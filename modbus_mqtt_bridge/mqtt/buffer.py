@@ -1,7 +1,7 @@
 """Readings kept while the broker is unreachable: on disk (SQLite, WAL) or in memory.
 
 Bounded by `max_readings`; beyond it the oldest go first, counted. Rows leave only when
-the publisher says the broker has acknowledged them, so a crash replays rather than loses.
+the pipeline says the broker has acknowledged them, so a crash replays rather than loses.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ class Will:
 
 OnMessage = Callable[[Message], None]
 OnAck = Callable[[int], None]
+PublishProperties = Properties  # MQTT 5 PUBLISH properties, built by message_properties()
 
 
 class MqttPort:

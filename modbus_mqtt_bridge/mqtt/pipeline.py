@@ -1,6 +1,6 @@
-"""The publisher: readings and statuses to the broker, through the buffer when it is away.
+"""The publish pipeline: readings and statuses to the broker, through the buffer when it is away.
 
-While connected and the buffer is empty, a reading goes straight to paho. While the
+While connected and the buffer is empty, a reading goes straight to the session. While the
 broker is away, or the buffer still holds older readings, readings are appended to the
 buffer so each topic keeps its order; a drain task replays the buffer (original `ts`
 inside each payload) and removes rows only once the broker has acknowledged them.
@@ -10,49 +10,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from ..config.model import Config, Device
 from ..errors import MqttError
 from ..observe.metrics import BridgeMetrics
 from ..readings import DeviceStatus, PublishFilter, ReadFailure, Reading, Value
-from ..retry import backoff_delay
 from . import payloads, topics
 from .buffer import Buffer, Buffered
-from .port import Message, MqttPort, OnMessage, Will, topic_matches
+from .session import Session
 
 log = logging.getLogger(__name__)
 
 DRAIN_BATCH = 500
-DRAIN_WINDOW = 2000
-DROP_LOG_EVERY_S = 60.0  # replayed messages awaiting PUBACK at once
+DRAIN_WINDOW = 2000  # replayed messages awaiting PUBACK at once
+DROP_LOG_EVERY_S = 60.0
 
 
-class Publisher:
+class Pipeline:
+    """A worker Sink: renders what the workers report and sees it to the broker."""
+
     def __init__(
         self,
         config: Config,
+        session: Session,
         buffer: Buffer,
         metrics: BridgeMetrics | None = None,
-        port: MqttPort | None = None,
     ) -> None:
         self.config = config
         self.site = config.site
         self.qos = config.mqtt.qos
         self.retain = config.mqtt.retain
+        self.session = session
+        self.port = session.port
         self.buffer = buffer
         self.metrics = metrics
-        self.port = port or MqttPort(
-            config.mqtt,
-            config.mqtt_client_id,
-            will=Will(topics.bridge_status(config.site), "offline"),
-        )
         self.filter = PublishFilter()
         self.statuses: dict[str, DeviceStatus] = {}
-        self.latest: dict[str, dict[str, Value]] = {}
-        self.last_errors: dict[str, dict[str, str]] = {}
-        self.connected_event = asyncio.Event()
+        self._latest: dict[str, dict[str, Value]] = {}  # device -> register -> value
         self._inflight: dict[int, int] = {}  # mid -> buffer row id (replayed rows only)
         self._drain_cursor = 0
         self._drain_wake = asyncio.Event()
@@ -60,36 +55,8 @@ class Publisher:
         self._dropped_seen = 0
         self._drop_logged_at = -DROP_LOG_EVERY_S
         self._parts: dict[tuple[str, str], tuple[str, payloads.ReadingTemplate]] = {}
-        self._subscriptions: list[tuple[str, int, OnMessage, bool]] = []
-        self._connect_callbacks: list[Callable[[], None]] = []
-        self.port.on_message = self._dispatch
-
-    # -- extensions: command handling, discovery ... subscribe through the publisher ----
-
-    def subscribe(
-        self,
-        topic_filter: str,
-        handler: OnMessage,
-        qos: int = 1,
-        *,
-        retain_as_published: bool = False,
-    ) -> None:
-        """Route messages matching topic_filter to handler; re-subscribed on every connect."""
-        self._subscriptions.append((topic_filter, qos, handler, retain_as_published))
-        if self.port.connected:
-            self.port.subscribe(topic_filter, qos, retain_as_published=retain_as_published)
-
-    def on_connected(self, callback: Callable[[], None]) -> None:
-        """Call back after every (re)connect, once the bridge is announced online."""
-        self._connect_callbacks.append(callback)
-
-    def _dispatch(self, message: Message) -> None:
-        for topic_filter, _qos, handler, _rap in self._subscriptions:
-            if topic_matches(topic_filter, message.topic):
-                try:
-                    handler(message)
-                except Exception:
-                    log.exception("handler for %s failed on %s", topic_filter, message.topic)
+        # first of the connect callbacks: device statuses right behind the bridge's own
+        session.on_connected(self._on_connected)
 
     # -- results from the workers ----------------------------------------------------
 
@@ -97,22 +64,18 @@ class Publisher:
         self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
     ) -> None:
         now = asyncio.get_running_loop().time()
-        latest = self.latest.setdefault(device.name, {})
-        errors = self.last_errors.setdefault(device.name, {})
         out: list[tuple[str, str, int, bool]] = []
         if self.config.mqtt.per_register:
             for reading in readings:
-                latest[reading.register.name] = reading.value
                 if self.filter.admit(reading, now):
                     topic, template = self._render_parts(device, reading)
                     payload = payloads.render(template, reading.value, reading.ts_ms)
                     out.append((topic, payload, self.qos, self.retain))
-        else:
+        if self.config.mqtt.device_payload and readings:
+            # every register's latest value, not only this tick's (intervals differ)
+            latest = self._latest.setdefault(device.name, {})
             for reading in readings:
                 latest[reading.register.name] = reading.value
-        for failure in failures:
-            errors[failure.register.name] = failure.error
-        if self.config.mqtt.device_payload and readings:
             ts = max(r.ts_ms for r in readings)
             out.append(
                 (
@@ -179,51 +142,21 @@ class Publisher:
         self._drain_wake.set()
         self._update_buffer_metrics()
 
-    # -- connection and replay -------------------------------------------------------
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Connect, keep connected, replay the buffer; until stop."""
-        failures = 0
-        drain = asyncio.create_task(self._drain_forever(), name="buffer-drain")
-        try:
-            while not stop.is_set():
-                try:
-                    await self.port.connect()
-                except MqttError as exc:
-                    failures += 1
-                    delay = backoff_delay(failures, first_s=0.5, cap_s=30.0)
-                    log.warning("broker unavailable (%s); retrying in %.1fs", exc, delay)
-                    await _wait(stop, delay)
-                    continue
-                if failures:
-                    log.warning("broker connection is back")
-                failures = 0
-                self._on_connected()
-                await _wait_first(stop, self.port.wait_disconnected())
-                self.connected_event.clear()
-                self._set_connected_metric(0)
-                if not stop.is_set():
-                    log.warning("broker connection lost")
-        finally:
-            drain.cancel()
-            await self._shutdown()
+    # -- replay ----------------------------------------------------------------------
 
     def _on_connected(self) -> None:
-        try:
-            self.port.publish(topics.bridge_status(self.site), "online", qos=1, retain=True)
-            for status in self.statuses.values():
-                self._publish_status(status)
-            for topic_filter, qos, _handler, rap in self._subscriptions:
-                self.port.subscribe(topic_filter, qos, retain_as_published=rap)
-            for callback in self._connect_callbacks:
-                callback()
-        except MqttError as exc:
-            # the link dropped again right away; the run loop sees it and reconnects
-            log.warning("broker connection lost while announcing: %s", exc)
+        for status in self.statuses.values():
+            self._publish_status(status)
         # rows handed to paho before the drop are re-sent by paho itself; continue after them
-        self.connected_event.set()
-        self._set_connected_metric(1)
         self._drain_wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Replay the buffer whenever connected, until stop."""
+        drain = asyncio.create_task(self._drain_forever(), name="buffer-drain")
+        try:
+            await stop.wait()
+        finally:
+            drain.cancel()
 
     async def _drain_forever(self) -> None:
         while True:
@@ -273,16 +206,20 @@ class Publisher:
             self._acked = []
             self._update_buffer_metrics()
 
-    async def _shutdown(self) -> None:
-        """Let in-flight QoS 1 publishes be acknowledged, say goodbye, keep the rest on disk."""
+    # -- stopping --------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Before the goodbye: let in-flight QoS 1 publishes be acknowledged (bounded)."""
         if self.port.connected:
             await self.port.wait_acked(2.0)
             self._flush_acked()
-            self.port.publish(topics.bridge_status(self.site), "offline", qos=1, retain=True)
-            await self.port.wait_acked(1.0)
-            await self.port.disconnect()
-        self._flush_acked()
-        self.buffer.close()
+
+    def close(self) -> None:
+        """After the goodbye: what was acknowledged leaves the buffer; the rest stays."""
+        try:
+            self._flush_acked()
+        finally:
+            self.buffer.close()
 
     def _update_buffer_metrics(self) -> None:
         dropped = self.buffer.dropped - self._dropped_seen
@@ -300,23 +237,3 @@ class Publisher:
             self.metrics.buffer_depth.set(len(self.buffer))
             if dropped > 0:
                 self.metrics.buffer_dropped.inc(dropped)
-
-    def _set_connected_metric(self, value: int) -> None:
-        if self.metrics is not None:
-            self.metrics.broker_connected.set(value)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return
-
-
-async def _wait_first(stop: asyncio.Event, other: Coroutine[Any, Any, None]) -> None:
-    tasks = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other)}
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
