@@ -14,11 +14,12 @@ import logging
 import signal
 from collections.abc import Callable
 
-from ..config.model import Config
+from ..config.model import Config, Connection
 from ..errors import ConfigError
+from ..modbus.port import ModbusPort
 from ..modbus.worker import Worker
 from ..mqtt import topics
-from ..mqtt.buffer import open_buffer
+from ..mqtt.buffer import Buffer, open_buffer
 from ..mqtt.pipeline import Pipeline
 from ..mqtt.port import MqttPort, Will
 from ..mqtt.session import Session
@@ -32,25 +33,35 @@ log = logging.getLogger(__name__)
 
 
 class Bridge:
-    """The assembled bridge; tests and `demo` drive it directly."""
+    """The assembled bridge; tests and `demo` drive it directly. The component tests pass
+    their own ports (the same interfaces, faults on demand) and buffer."""
 
-    def __init__(self, config: Config, metrics: BridgeMetrics | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        metrics: BridgeMetrics | None = None,
+        *,
+        mqtt_port: MqttPort | None = None,
+        modbus_port: Callable[[Connection], ModbusPort] | None = None,
+        buffer: Buffer | None = None,
+    ) -> None:
         self.config = config
         self.metrics = metrics or BridgeMetrics()
         self.plan: Plan = build_plan(config)
         status_topic = topics.bridge_status(config.site)
-        port = MqttPort(config.mqtt, config.mqtt_client_id, will=Will(status_topic, "offline"))
-        self.session = Session(port, Will(status_topic, "online"), self.metrics)
-        self.pipeline = Pipeline(
-            config,
-            self.session,
-            open_buffer(config.buffer.path, config.buffer.max_readings),
-            self.metrics,
+        port = mqtt_port or MqttPort(
+            config.mqtt, config.mqtt_client_id, will=Will(status_topic, "offline")
         )
+        self.session = Session(port, Will(status_topic, "online"), self.metrics)
+        if buffer is None:
+            buffer = open_buffer(config.buffer.path, config.buffer.max_readings)
+        self.pipeline = Pipeline(config, self.session, buffer, self.metrics)
         # the workers report through the board, which notes device state for /status
         self.board = DeviceBoard(self.pipeline, self.metrics)
         self.workers = {
-            conn.name: Worker(conn, requests, self.board, self.metrics)
+            conn.name: Worker(
+                conn, requests, self.board, self.metrics, modbus_port(conn) if modbus_port else None
+            )
             for conn in config.connections
             if (requests := self.plan.for_connection(conn.name))
         }
@@ -89,10 +100,11 @@ class Bridge:
                     for name, worker in self.workers.items():
                         workers.create_task(worker.run(stop), name=f"worker-{name}")
                 mqtt_stop.set()
-            await self.pipeline.settle()
-            await self.session.close("offline")
+            await self.pipeline.settle()  # acks, then every device `offline`
+            await self.session.close("offline")  # then the bridge
         finally:
-            self.pipeline.close()
+            self.pipeline.close()  # unacked readings are in the buffer; it is closed
+        log.info("bridge %s stopped", self.config.site)
 
 
 def install_stop_signals(stop: asyncio.Event, on_reload: Callable[[], None] | None = None) -> None:
@@ -111,7 +123,12 @@ def _on_signals(signals: tuple[signal.Signals | None, ...], handler: Callable[[]
             signal.signal(sig, lambda _s, _f: loop.call_soon_threadsafe(handler))
 
 
-async def run_until_signalled(config: Config, reload: Callable[[], Config] | None = None) -> None:
+async def run_until_signalled(
+    config: Config,
+    reload: Callable[[], Config] | None = None,
+    *,
+    make_bridge: Callable[[Config], Bridge] = Bridge,
+) -> None:
     """Run until SIGTERM/SIGINT. SIGHUP re-reads the config with `reload`: a valid one
     replaces the running bridge (stopped in order, buffer kept on disk); an invalid one
     is rejected with the same messages as `validate` and the old one keeps running."""
@@ -134,7 +151,7 @@ async def run_until_signalled(config: Config, reload: Callable[[], Config] | Non
         log.warning("no buffer.path: readings wait for the broker in memory only")
     while True:
         generation.clear()
-        bridge = Bridge(config)
+        bridge = make_bridge(config)  # the previous one is unreferenced from here on
         _settle_garbage_collector()
         await bridge.run(generation)
         if stop.is_set() or not pending:
@@ -155,7 +172,10 @@ def install_stop_signals_to(
 def _settle_garbage_collector() -> None:
     """The config, plan and caches live as long as the process: move them out of the
     collector's sight and collect less often. On a 20,000-register plan each full
-    collection otherwise walks them all (70 ms) and the collector takes a fifth of the CPU."""
+    collection otherwise walks them all (70 ms) and the collector takes a fifth of the CPU.
+    On a reload the previous generation was frozen too: unfreeze first, or each SIGHUP
+    would keep the whole previous bridge alive for good."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)

@@ -5,6 +5,11 @@ announced (`{site}/bridge/status` = `online`), every subscription is made again 
 connect callbacks run (device statuses, discovery, systemd ready...). Incoming messages
 are routed to the handler of each matching subscription. Everything the bridge publishes
 goes through `publish` here: nothing outside `mqtt/` touches the port.
+
+The session is connected only while the port says so, and the port learns it from paho's
+own callbacks. One more check paho lacks: a link that takes publishes but acknowledges
+none for `ack_timeout_s` is dead (a blackholed route, a hung broker), so it is dropped and
+made again instead of waiting out 1.5 keepalives.
 """
 
 from __future__ import annotations
@@ -21,6 +26,15 @@ from .port import Message, MqttPort, OnMessage, PublishProperties, Will, topic_m
 
 log = logging.getLogger(__name__)
 
+WATCH_EVERY_S = 1.0  # how often a connected session looks at its oldest unacked publish
+MIN_ACK_TIMEOUT_S = 5.0
+
+
+def ack_timeout_for(keepalive_s: float) -> float:
+    """The bound used: half the keepalive (paho's own check needs 1.5 to 2 of them), and
+    never so short that a busy broker's replay of a full window looks dead."""
+    return max(MIN_ACK_TIMEOUT_S, keepalive_s / 2)
+
 
 class Session:
     """Connection, subscriptions and routing; publishing for everyone on the bridge."""
@@ -30,14 +44,20 @@ class Session:
         port: MqttPort,
         birth: Will,
         metrics: BridgeMetrics | None = None,
+        *,
+        ack_timeout_s: float | None = None,
     ) -> None:
         self.port = port  # for the pipeline beside it in mqtt/, nobody else
         self.birth = birth  # the online announcement; its opposite is the port's will
         self.metrics = metrics
+        self.ack_timeout_s = ack_timeout_s or ack_timeout_for(port.cfg.keepalive_s)
         self.connected_event = asyncio.Event()
         self._subscriptions: list[tuple[str, int, OnMessage, bool]] = []
         self._connect_callbacks: list[Callable[[], None]] = []
+        self._disconnect_callbacks: list[Callable[[], None]] = []
+        self._ever_connected = False
         self.port.on_message = self._dispatch
+        self.port.on_disconnected = self._link_ended
 
     @property
     def connected(self) -> bool:
@@ -61,6 +81,20 @@ class Session:
     def on_connected(self, callback: Callable[[], None]) -> None:
         """Call back after every (re)connect, once the bridge is announced online."""
         self._connect_callbacks.append(callback)
+
+    def on_disconnected(self, callback: Callable[[], None]) -> None:
+        """Call back at once (synchronously, before anything else runs) when a connection
+        ends, whatever ended it: the pipeline takes back what the broker has not acked."""
+        self._disconnect_callbacks.append(callback)
+
+    def _link_ended(self, reason: str) -> None:
+        self.connected_event.clear()
+        self._set_connected_metric(0)
+        for callback in self._disconnect_callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("disconnect callback failed (%s)", reason)
 
     def publish(
         self,
@@ -95,15 +129,27 @@ class Session:
                 log.warning("broker unavailable (%s); retrying in %.1fs", exc, delay)
                 await _wait(stop, delay)
                 continue
-            if failures:
+            if not self._ever_connected:
+                log.info("connected to the broker %s", self.port.cfg.url)
+                self._ever_connected = True
+            elif failures:
                 log.warning("broker connection is back")
             failures = 0
             self._announce()
-            await _wait_first(stop, self.port.wait_disconnected())
-            self.connected_event.clear()
-            self._set_connected_metric(0)
+            await self._watch(stop)
             if not stop.is_set():
                 log.warning("broker connection lost")
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        """Until stop or the end of the connection; drop a link that acknowledges nothing."""
+        while self.port.connected and not stop.is_set():
+            await _wait_first(stop, self.port.wait_disconnected(), timeout_s=WATCH_EVERY_S)
+            waited = self.port.oldest_unacked_age_s()
+            if waited > self.ack_timeout_s and self.port.connected:
+                log.warning(
+                    "the broker has acknowledged nothing for %.0fs: dropping the link", waited
+                )
+                self.port.abort(f"no acknowledgement for {waited:.0f}s")
 
     def _announce(self) -> None:
         try:
@@ -112,18 +158,29 @@ class Session:
             for topic_filter, qos, _handler, rap in self._subscriptions:
                 self.port.subscribe(topic_filter, qos, retain_as_published=rap)
             for callback in self._connect_callbacks:
-                callback()
+                try:
+                    callback()
+                except MqttError:
+                    raise
+                except Exception:
+                    log.exception("connect callback failed")  # a bug there ends nothing
         except MqttError as exc:
             # the link dropped again right away; the run loop sees it and reconnects
             log.warning("broker connection lost while announcing: %s", exc)
-        self.connected_event.set()
-        self._set_connected_metric(1)
+        if self.port.connected:
+            self.connected_event.set()
+            self._set_connected_metric(1)
 
     async def close(self, goodbye: str) -> None:
-        """Say goodbye on the birth topic (retained), let it be acknowledged, disconnect."""
-        if self.port.connected:
-            self.port.publish(self.birth.topic, goodbye, qos=1, retain=True)
-            await self.port.wait_acked(1.0)
+        """Say goodbye on the birth topic (retained), let it be acknowledged, disconnect.
+        Never raises for the broker's sake: a stop must finish whatever the link does."""
+        try:
+            if self.port.connected:
+                self.port.publish(self.birth.topic, goodbye, qos=1, retain=True)
+                await self.port.wait_acked(1.0)
+        except MqttError as exc:
+            log.warning("could not say %r on %s: %s", goodbye, self.birth.topic, exc)
+        finally:
             await self.port.disconnect()
 
     def _set_connected_metric(self, value: int) -> None:
@@ -138,10 +195,12 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         return
 
 
-async def _wait_first(stop: asyncio.Event, other: Coroutine[Any, Any, None]) -> None:
+async def _wait_first(
+    stop: asyncio.Event, other: Coroutine[Any, Any, None], timeout_s: float | None = None
+) -> None:
     tasks = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other)}
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for t in tasks:
             t.cancel()
