@@ -123,10 +123,11 @@ class MqttPort:
             )
             await asyncio.wait_for(asyncio.shield(self._connack), timeout_s)
         except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
-            self._client._sock_close()
-            if not self._connack.done():
-                self._connack.cancel()  # a late CONNACK or close must not resolve it
+            self._abandon_connect()
             raise MqttError(f"cannot connect to {self._where()}: {_describe(exc)}") from exc
+        except asyncio.CancelledError:  # the caller stops while we wait for CONNACK
+            self._abandon_connect()
+            raise
         self._connected_once = True
         if not self.connected:
             # CONNACK came, then the socket closed before this coroutine resumed
@@ -134,6 +135,11 @@ class MqttPort:
             raise MqttError(f"{self._where()} closed the connection right after CONNACK")
         if self._misc_task is None or self._misc_task.done():
             self._misc_task = asyncio.create_task(self._misc_loop(), name="mqtt-keepalive")
+
+    def _abandon_connect(self) -> None:
+        self._client._sock_close()
+        if self._connack is not None and not self._connack.done():
+            self._connack.cancel()  # a late CONNACK or close must not resolve it
 
     def _open_socket(self) -> None:
         if self._connected_once:

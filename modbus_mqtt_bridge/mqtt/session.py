@@ -15,6 +15,7 @@ made again instead of waiting out 1.5 keepalives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -122,7 +123,8 @@ class Session:
         failures = 0
         while not stop.is_set():
             try:
-                await self.port.connect()
+                if not await _unless_stopped(stop, self.port.connect()):
+                    return  # stopped while connecting (a blackholed CONNACK can take 10 s)
             except MqttError as exc:
                 failures += 1
                 delay = backoff_delay(failures, first_s=0.5, cap_s=30.0)
@@ -193,6 +195,23 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         return
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> bool:
+    """Run work unless stop comes first (then work is cancelled): True if it finished."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, MqttError):
+            await task
+        return False
+    task.result()  # its MqttError, if any
+    return True
 
 
 async def _wait_first(
