@@ -10,6 +10,10 @@ same-size messages to the same broker: the floor the bridge's CPU is compared wi
 
     .venv/bin/python bench/run.py [--scenarios A,B,C] [--warmup 3] [--measure 10] [--json F]
 
+`--baseline DIR --repeat N` also runs the bridge from another checkout (e.g. `git archive
+main | tar -x -C DIR`), alternating with this one, N times each, against the same broker
+and simulator config in the same run, and prints the median CPU per value of each.
+
 See docs/benchmarks.md for the method and the figures.
 """
 
@@ -23,6 +27,7 @@ import math
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -248,7 +253,10 @@ def run_scenario(
     broker: Child,
     mqtt_port: int,
     arrivals: Arrivals,
+    code: Path = ROOT,
 ) -> dict[str, Any]:
+    """One scenario; the bridge process runs the package found in `code`."""
+    bridge_env = {**CHILD_ENV, "PYTHONPATH": os.pathsep.join([str(code), _PATH])}
     if args.quiet_wait > 0:
         load = wait_quiet(args.quiet_wait, [broker.pid, arrivals.child.pid])
         progress(f"other jobs use {load:.2f} cores before scenario {s.key}")
@@ -305,8 +313,8 @@ def run_scenario(
             "bridge",
             [PY, "-m", "modbus_mqtt_bridge", "run", "-c", str(bridge_cfg)],
             workdir / f"bridge-{s.key}.log",
-            cwd=ROOT,
-            env=CHILD_ENV,
+            cwd=code,
+            env=bridge_env,
         )
         try:
             wait_for(
@@ -573,6 +581,31 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def comparison(results: list[dict[str, Any]]) -> list[str]:
+    """Median CPU per value of each code per scenario, and this code's cost against the
+    baseline's."""
+    lines = []
+    for key in dict.fromkeys(r["scenario"] for r in results):
+        medians = {}
+        for code in ("this", "baseline"):
+            runs = [
+                r["bridge_us_per_value"]
+                for r in results
+                if (r["scenario"], r["code"]) == (key, code)
+            ]
+            if runs:
+                medians[code] = statistics.median(runs)
+                shown = ", ".join(f"{x:.1f}" for x in runs)
+                n = len(runs)
+                lines.append(
+                    f"{key} {code}: median {medians[code]:.1f} us/value, {n} runs: {shown}"
+                )
+        if len(medians) == 2:
+            cost = medians["this"] / medians["baseline"] - 1
+            lines.append(f"{key}: this code costs {cost:+.1%} CPU per value against the baseline")
+    return lines
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM too: the finally below stops every child
 
@@ -595,6 +628,9 @@ def main() -> int:
         default=0.0,
         help="before each scenario, wait up to this many seconds for other jobs to go quiet",
     )
+    p.add_argument("--qos", type=int, default=0, choices=(0, 1, 2), help="the bridge's mqtt.qos")
+    p.add_argument("--baseline", type=Path, default=None, help="also run the bridge from DIR")
+    p.add_argument("--repeat", type=int, default=1, help="runs per scenario (and per code)")
     args = p.parse_args()
     args.floors = [m for m in args.floors.split(",") if m]
     chosen = {k.strip().upper() for k in args.scenarios.split(",")}
@@ -603,6 +639,8 @@ def main() -> int:
         p.error(f"no such scenario: {args.scenarios}")
     if args.simulators:
         scenarios = [Scenario(s.key, s.devices, s.registers, args.simulators) for s in scenarios]
+    scenarios = [Scenario(s.key, s.devices, s.registers, s.simulators, args.qos) for s in scenarios]
+    codes = [("this", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
     for tool in ("mosquitto_sub", "mosquitto_pub"):
         if shutil.which(tool) is None:
             print(
@@ -626,8 +664,12 @@ def main() -> int:
         wait_subscribed(arrivals, mqtt_port)
         progress(f"mosquitto on port {mqtt_port}, counter subscribed; work dir {workdir}")
         for s in scenarios:
-            results.append(run_scenario(s, args, procs, workdir, broker, mqtt_port, arrivals))
-            broker.check_alive()
+            for n in range(args.repeat):
+                for name, code in codes if n % 2 == 0 else codes[::-1]:
+                    progress(f"run {n + 1}/{args.repeat} of {s.key}, code: {name} ({code})")
+                    r = run_scenario(s, args, procs, workdir, broker, mqtt_port, arrivals, code)
+                    results.append({**r, "code": name})
+                    broker.check_alive()
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         failed = True
@@ -648,6 +690,10 @@ def main() -> int:
     print()
     for line in verdicts(results):
         print(line)
+    if args.baseline or args.repeat > 1:
+        print()
+        for line in comparison(results):
+            print(line)
     progress("done")
     if args.json:
         payload = {

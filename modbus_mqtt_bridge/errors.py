@@ -60,3 +60,8 @@ class ModbusBadResponse(ModbusError):
 
 class MqttError(BridgeError):
     """The broker refused us or cannot be reached."""
+
+
+class StorageError(BridgeError):
+    """A local store (the disk buffer) cannot be read or written: locked, full, read-only.
+    Like a network error it is retried with backoff; what it holds is not dropped."""

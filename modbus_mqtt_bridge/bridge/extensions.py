@@ -1,6 +1,6 @@
 """The bridge's optional features, attached from outside: HTTP endpoint, HA discovery, systemd.
 
-Each one subscribes to the publisher (connect callbacks, topic subscriptions) or reads state
+Each one subscribes to the MQTT session (connect callbacks, topic subscriptions) or reads state
 the workers and the board already keep; none adds an `if` to the core (ARCHITECTURE idea 11).
 `Bridge.run` only awaits `start()` and runs `tasks()` in its TaskGroup.
 """
@@ -14,7 +14,8 @@ from typing import Any
 from ..config.model import Config
 from ..errors import MqttError
 from ..modbus.worker import Worker
-from ..mqtt.publisher import Publisher
+from ..mqtt.buffer import Buffer
+from ..mqtt.session import Session
 from ..observe.health import Heartbeat
 from ..observe.http import HttpEndpoint
 from ..observe.metrics import BridgeMetrics
@@ -29,8 +30,9 @@ class BridgeExtensions:
     def __init__(
         self,
         config: Config,
-        publisher: Publisher,
+        session: Session,
         *,
+        buffer: Buffer,
         board: DeviceBoard,
         workers: Mapping[str, Worker],
         metrics: BridgeMetrics,
@@ -38,14 +40,14 @@ class BridgeExtensions:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
-        self.publisher = publisher
+        self.session = session
         self.heartbeat = Heartbeat()
         self.notifier = Notifier(environ)
         self.status = BridgeStatus(
             config,
             board,
-            buffer=publisher.buffer,
-            broker_connected=lambda: publisher.port.connected,
+            buffer=buffer,
+            broker_connected=lambda: session.connected,
             heartbeat=self.heartbeat,
             metrics=metrics,
             health={name: worker.health for name, worker in workers.items()},
@@ -71,10 +73,10 @@ class BridgeExtensions:
             if config.homeassistant.discovery
             else None
         )
-        publisher.on_connected(self._on_connected)
+        session.on_connected(self._on_connected)
         if self.discovery is not None:
-            publisher.on_connected(self.discovery.publish_all)
-            publisher.subscribe(self.discovery.status_topic, self.discovery.on_ha_status)
+            session.on_connected(self.discovery.publish_all)
+            session.subscribe(self.discovery.status_topic, self.discovery.on_ha_status)
 
     async def start(self) -> None:
         """Bind what must bind before the bridge counts as started (a taken port fails now)."""
@@ -98,6 +100,6 @@ class BridgeExtensions:
     def _publish_retained(self, topic: str, payload: str) -> None:
         # Straight to the port, never the buffer: discovery is re-sent on every connect, so
         # a copy kept while the broker is away would only be a stale duplicate.
-        if not self.publisher.port.connected:
+        if not self.session.connected:
             raise MqttError("not connected")
-        self.publisher.port.publish(topic, payload, qos=1, retain=True)
+        self.session.publish(topic, payload, qos=1, retain=True)

@@ -1,7 +1,9 @@
-"""`run`: the bridge as one TaskGroup — a worker per connection and the publisher.
+"""`run`: the bridge as one TaskGroup — a worker per connection, the MQTT session and the
+publish pipeline.
 
-Stopping is ordered: workers stop first (no new readings), then the publisher flushes
-in-flight publishes and persists what the broker has not taken, then says `offline`.
+Stopping is ordered: workers stop first (no new readings), then the pipeline lets in-flight
+publishes be acknowledged, the session says `offline` and disconnects, and what the broker
+has not taken stays in the buffer.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ import logging
 import signal
 from collections.abc import Callable
 
-from ..config.model import Config
+from ..config.model import Config, Connection
 from ..errors import ConfigError
+from ..modbus.port import ModbusPort
 from ..modbus.worker import Worker
-from ..mqtt.buffer import open_buffer
-from ..mqtt.publisher import Publisher
+from ..mqtt import topics
+from ..mqtt.buffer import Buffer, open_buffer
+from ..mqtt.pipeline import Pipeline
+from ..mqtt.port import MqttPort, Will
+from ..mqtt.session import Session
 from ..observe.metrics import BridgeMetrics
 from ..plan import Plan, build_plan
 from ..writes.handler import CommandHandler
@@ -27,30 +33,47 @@ log = logging.getLogger(__name__)
 
 
 class Bridge:
-    """The assembled bridge; tests and `demo` drive it directly."""
+    """The assembled bridge; tests and `demo` drive it directly. The component tests pass
+    their own ports (the same interfaces, faults on demand) and buffer."""
 
-    def __init__(self, config: Config, metrics: BridgeMetrics | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        metrics: BridgeMetrics | None = None,
+        *,
+        mqtt_port: MqttPort | None = None,
+        modbus_port: Callable[[Connection], ModbusPort] | None = None,
+        buffer: Buffer | None = None,
+    ) -> None:
         self.config = config
         self.metrics = metrics or BridgeMetrics()
         self.plan: Plan = build_plan(config)
-        self.publisher = Publisher(
-            config, open_buffer(config.buffer.path, config.buffer.max_readings), self.metrics
+        status_topic = topics.bridge_status(config.site)
+        port = mqtt_port or MqttPort(
+            config.mqtt, config.mqtt_client_id, will=Will(status_topic, "offline")
         )
+        self.session = Session(port, Will(status_topic, "online"), self.metrics)
+        if buffer is None:
+            buffer = open_buffer(config.buffer.path, config.buffer.max_readings)
+        self.pipeline = Pipeline(config, self.session, buffer, self.metrics)
         # the workers report through the board, which notes device state for /status
-        self.board = DeviceBoard(self.publisher, self.metrics, config.metrics.history)
+        self.board = DeviceBoard(self.pipeline, self.metrics, config.metrics.history)
         self.workers = {
-            conn.name: Worker(conn, requests, self.board, self.metrics)
+            conn.name: Worker(
+                conn, requests, self.board, self.metrics, modbus_port(conn) if modbus_port else None
+            )
             for conn in config.connections
             if (requests := self.plan.for_connection(conn.name))
         }
         self.commands = CommandHandler(
-            config, self.publisher, self.workers, self.metrics, sink=self.board
+            config, self.session, self.workers, self.metrics, sink=self.board
         )
         self.commands.attach()  # both /set topic shapes, re-subscribed on every reconnect
-        # metrics/status HTTP, HA discovery, sd_notify: subscribers to the publisher
+        # metrics/status HTTP, HA discovery, sd_notify: subscribers to the session
         self.extensions = BridgeExtensions(
             config,
-            self.publisher,
+            self.session,
+            buffer=self.pipeline.buffer,
             board=self.board,
             workers=self.workers,
             metrics=self.metrics,
@@ -66,16 +89,23 @@ class Bridge:
             len(self.plan.requests),
             len(self.workers),
         )
-        publisher_stop = asyncio.Event()
+        mqtt_stop = asyncio.Event()
         await self.extensions.start()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.publisher.run(publisher_stop), name="publisher")
-            for name, task in self.extensions.tasks(stop):
-                tg.create_task(task, name=name)
-            async with asyncio.TaskGroup() as workers:
-                for name, worker in self.workers.items():
-                    workers.create_task(worker.run(stop), name=f"worker-{name}")
-            publisher_stop.set()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.session.run(mqtt_stop), name="mqtt-session")
+                tg.create_task(self.pipeline.run(mqtt_stop), name="publish-pipeline")
+                for name, task in self.extensions.tasks(stop):
+                    tg.create_task(task, name=name)
+                async with asyncio.TaskGroup() as workers:
+                    for name, worker in self.workers.items():
+                        workers.create_task(worker.run(stop), name=f"worker-{name}")
+                mqtt_stop.set()
+            await self.pipeline.settle()  # acks, then every device `offline`
+            await self.session.close("offline")  # then the bridge
+        finally:
+            self.pipeline.close()  # unacked readings are in the buffer; it is closed
+        log.info("bridge %s stopped", self.config.site)
 
 
 def install_stop_signals(stop: asyncio.Event, on_reload: Callable[[], None] | None = None) -> None:
@@ -94,7 +124,12 @@ def _on_signals(signals: tuple[signal.Signals | None, ...], handler: Callable[[]
             signal.signal(sig, lambda _s, _f: loop.call_soon_threadsafe(handler))
 
 
-async def run_until_signalled(config: Config, reload: Callable[[], Config] | None = None) -> None:
+async def run_until_signalled(
+    config: Config,
+    reload: Callable[[], Config] | None = None,
+    *,
+    make_bridge: Callable[[Config], Bridge] = Bridge,
+) -> None:
     """Run until SIGTERM/SIGINT. SIGHUP re-reads the config with `reload`: a valid one
     replaces the running bridge (stopped in order, buffer kept on disk); an invalid one
     is rejected with the same messages as `validate` and the old one keeps running."""
@@ -117,7 +152,7 @@ async def run_until_signalled(config: Config, reload: Callable[[], Config] | Non
         log.warning("no buffer.path: readings wait for the broker in memory only")
     while True:
         generation.clear()
-        bridge = Bridge(config)
+        bridge = make_bridge(config)  # the previous one is unreferenced from here on
         _settle_garbage_collector()
         await bridge.run(generation)
         if stop.is_set() or not pending:
@@ -138,7 +173,10 @@ def install_stop_signals_to(
 def _settle_garbage_collector() -> None:
     """The config, plan and caches live as long as the process: move them out of the
     collector's sight and collect less often. On a 20,000-register plan each full
-    collection otherwise walks them all (70 ms) and the collector takes a fifth of the CPU."""
+    collection otherwise walks them all (70 ms) and the collector takes a fifth of the CPU.
+    On a reload the previous generation was frozen too: unfreeze first, or each SIGHUP
+    would keep the whole previous bridge alive for good."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)

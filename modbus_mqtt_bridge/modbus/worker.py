@@ -8,6 +8,10 @@ with capped, jittered backoff.
 A unit that times out is a device problem (backed off alone); only a failing port or socket
 takes the whole link down. On RTU lines the port names damaged and stray frames; the worker
 counts them (`modbus_bridge_frame_errors`) and logs them rate-limited.
+
+Supervised: an unexpected exception (a bug, an error no one foresaw) restarts this worker
+alone with capped backoff, logged and counted (`modbus_bridge_worker_restarts_total`); it
+never ends another worker or the bridge.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from .port import ModbusPort, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+HEALTHY_AFTER_S = 60.0  # a worker that ran this long since its restart starts afresh
 
 
 @dataclass
@@ -74,6 +79,32 @@ class Worker:
     # -- public ----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Poll until stop; an unexpected error restarts this worker, never the others."""
+        loop = asyncio.get_running_loop()
+        restarts = 0
+        while not stop.is_set():
+            started = loop.time()
+            try:
+                await self._serve(stop)
+            except Exception as exc:  # supervision: whatever it was
+                restarts = 1 if loop.time() - started > HEALTHY_AFTER_S else restarts + 1
+                delay = backoff_delay(restarts, first_s=1.0, cap_s=60.0)
+                self._restarting(exc, delay)
+                await self._sleep_until(loop.time() + delay, stop, wake_on_jobs=False)
+
+    def _restarting(self, exc: Exception, delay: float) -> None:
+        if self.metrics is not None:
+            self.metrics.worker_restarts.labels(self.conn.name).inc()
+        log.warning(
+            "worker for %s failed unexpectedly (%s: %s); restarting it in %.1fs",
+            self.conn.name,
+            type(exc).__name__,
+            exc,
+            delay,
+        )
+        log.debug("worker for %s failed here:", self.conn.name, exc_info=exc)
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         schedule = Schedule(self.requests, start=loop.time())
         try:
@@ -154,7 +185,22 @@ class Worker:
         else:
             self._device_answered(device, health)
         if readings or failures:
+            self._hand_off(device, readings, failures)
+
+    def _hand_off(
+        self, device: Device, readings: list[Reading], failures: list[ReadFailure]
+    ) -> None:
+        """To the pipeline; a bug behind it must not stop this connection's polling."""
+        try:
             self.sink.on_tick(device, readings, failures)
+        except Exception as exc:  # counted and logged; polling goes on
+            if self.metrics is not None:
+                self.metrics.handoff_errors.labels(self.conn.name).inc()
+            if self._throttle.due(time.monotonic(), "hand-off"):
+                log.warning(
+                    "results of %s not handed on: %s: %s", device.name, type(exc).__name__, exc
+                )
+            log.debug("hand-off of %s failed here:", device.name, exc_info=exc)
 
     async def _read_values(
         self, request: ReadRequest, readings: list[Reading], failures: list[ReadFailure]

@@ -1,1 +1,1 @@
-"""MQTT: the topic/payload contract (pure), the paho port, and the publisher."""
+"""MQTT: the topic/payload contract (pure), the paho port, the session and the publish pipeline."""

@@ -4,6 +4,12 @@ paho's network I/O runs on the event loop (socket readers/writers, as aiomqtt do
 instead of paho's own thread, so a publish is one buffered write on the loop and no
 thread hand-off. Library errors become `MqttError`; reconnecting is the caller's visible
 loop, not paho's hidden one.
+
+`connected` cannot lie: it turns true in the CONNACK callback and false in the disconnect
+callback (or when we close the socket), so a broker that hangs up right after CONNACK leaves
+the port disconnected and `connect` raises. The QoS>0 messages paho still holds can be
+taken back (`take_back`), so the publish pipeline, not paho's memory, owns what the broker
+has not acknowledged.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +64,8 @@ class Will:
 
 OnMessage = Callable[[Message], None]
 OnAck = Callable[[int], None]
+OnDisconnected = Callable[[str], None]
+PublishProperties = Properties  # MQTT 5 PUBLISH properties, built by message_properties()
 
 
 class MqttPort:
@@ -88,6 +97,8 @@ class MqttPort:
         self._misc_task: asyncio.Task[None] | None = None
         self._connected_once = False
         self.on_message: OnMessage | None = None
+        # called on the loop, at once, each time a connection ends (whatever ended it)
+        self.on_disconnected: OnDisconnected | None = None
         self._on_ack: OnAck | None = None
         self._wire_callbacks()
 
@@ -112,13 +123,24 @@ class MqttPort:
             )
             await asyncio.wait_for(asyncio.shield(self._connack), timeout_s)
         except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
-            self._client._sock_close()
+            self._abandon_connect()
             hint = _TLS_HINT if self.cfg.use_tls and _tls_refused(exc) else ""
             raise MqttError(f"cannot connect to {self._where()}: {_describe(exc)}{hint}") from exc
-        self._disconnected.clear()
+        except asyncio.CancelledError:  # the caller stops while we wait for CONNACK
+            self._abandon_connect()
+            raise
         self._connected_once = True
+        if not self.connected:
+            # CONNACK came, then the socket closed before this coroutine resumed
+            self._client._sock_close()
+            raise MqttError(f"{self._where()} closed the connection right after CONNACK")
         if self._misc_task is None or self._misc_task.done():
             self._misc_task = asyncio.create_task(self._misc_loop(), name="mqtt-keepalive")
+
+    def _abandon_connect(self) -> None:
+        self._client._sock_close()
+        if self._connack is not None and not self._connack.done():
+            self._connack.cancel()  # a late CONNACK or close must not resolve it
 
     def _open_socket(self) -> None:
         if self._connected_once:
@@ -143,6 +165,12 @@ class MqttPort:
 
     async def wait_disconnected(self) -> None:
         await self._disconnected.wait()
+
+    def abort(self, reason: str) -> None:
+        """Drop the link now, without DISCONNECT (the broker sends our will): for a link
+        that no longer acknowledges anything. The caller's loop reconnects."""
+        self._client._sock_close()
+        self._mark_disconnected(reason)
 
     async def disconnect(self) -> None:
         """Polite DISCONNECT (the will is not sent); flushes what paho has queued."""
@@ -212,6 +240,33 @@ class MqttPort:
         """QoS>0 publishes not yet acknowledged by the broker."""
         return len(self._client._out_messages)
 
+    def unacked(self, mid: int) -> bool:
+        """Is this QoS>0 publish still waiting for its acknowledgement?"""
+        return mid in self._client._out_messages
+
+    def oldest_unacked_age_s(self) -> float:
+        """How long the oldest unacknowledged QoS>0 publish has waited (0: none waits).
+        paho stamps each message with time.monotonic() when queued and again when it is
+        re-sent after a CONNACK, so this is the wait on the current connection."""
+        out = self._client._out_messages
+        if not out:
+            return 0.0
+        oldest = next(iter(out.values()))
+        return max(0.0, time.monotonic() - oldest.timestamp)
+
+    def take_back(self, mids: Collection[int]) -> None:
+        """Make paho forget these unacknowledged publishes: it will not re-send them after a
+        reconnect, since their owner keeps them (the buffer) and replays them itself.
+        Other messages paho holds (command results) stay queued, in their order."""
+        if not mids:
+            return
+        for msg in self._client.drop_out_messages():
+            if msg.mid not in mids:
+                # queued again as new messages (new mids): paho sends them after CONNACK
+                self._client.publish(
+                    msg.topic, msg.payload, msg.qos, msg.retain, getattr(msg, "properties", None)
+                )
+
     # -- paho callbacks, all on the loop thread --------------------------------------
 
     def _wire_callbacks(self) -> None:
@@ -231,9 +286,15 @@ class MqttPort:
         if rc.is_failure:
             fut.set_exception(MqttError(f"broker {self._where()} refused the connection: {rc}"))
         else:
+            # connected from this moment: a disconnect callback right behind it undoes it
+            self._disconnected.clear()
             fut.set_result(None)
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+        fut = self._connack
+        if fut is not None and not fut.done():
+            # closed before CONNACK: connect() fails now, not after its timeout
+            fut.set_exception(OSError(f"connection closed before CONNACK ({rc})"))
         self._mark_disconnected(str(rc))
 
     def _mark_disconnected(self, reason: str) -> None:
@@ -241,6 +302,8 @@ class MqttPort:
             return
         self._disconnected.set()
         log.debug("mqtt session ended: %s", reason)
+        if self.on_disconnected is not None:
+            self.on_disconnected(reason)
 
     @property
     def on_ack(self) -> OnAck | None:

@@ -65,6 +65,23 @@ class BridgeMetrics:
             "Oldest readings dropped because the buffer was full",
             registry=r,
         )
+        self.buffer_errors = Counter(
+            "modbus_bridge_buffer_errors",
+            "Buffer reads or writes that failed (locked, disk full, read-only) and are retried",
+            registry=r,
+        )
+        self.worker_restarts = Counter(
+            "modbus_bridge_worker_restarts",
+            "Workers restarted after an unexpected error (a bug: see the debug log)",
+            ["connection"],
+            registry=r,
+        )
+        self.handoff_errors = Counter(
+            "modbus_bridge_handoff_errors",
+            "Unexpected errors handing a device's results to the publish pipeline",
+            ["connection"],
+            registry=r,
+        )
         self.missed_ticks = Counter(
             "modbus_bridge_schedule_missed_ticks",
             "Poll ticks skipped because the connection was still busy",

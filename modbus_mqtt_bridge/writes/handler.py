@@ -1,6 +1,6 @@
 """Commands over MQTT and from the CLI: parse -> check -> execute -> answer, audited and counted.
 
-The MQTT handler subscribes (through the publisher, so it is re-subscribed on every
+The MQTT handler subscribes (through the MQTT session, so it is re-subscribed on every
 reconnect) to both command topics. Parsing and checking run at once on the loop; only an
 approved command becomes a task that waits for the connection's worker. Answers go to
 `{site}/{device}/{register}/set/result` (a device command also gets one summary on
@@ -26,7 +26,7 @@ from ..errors import ModbusError, MqttError
 from ..modbus.port import ModbusPort
 from ..mqtt import topics
 from ..mqtt.port import Message, message_properties
-from ..mqtt.publisher import Publisher
+from ..mqtt.session import Session
 from ..observe.metrics import BridgeMetrics
 from ..readings import Sink
 from . import check, parse
@@ -48,25 +48,25 @@ class CommandHandler:
     def __init__(
         self,
         config: Config,
-        publisher: Publisher,
+        session: Session,
         runners: Mapping[str, Runner],
         metrics: BridgeMetrics | None = None,
         *,
         clock: Clock = time.time,
-        sink: Sink | None = None,
+        sink: Sink,
     ) -> None:
         self.config = config
-        self.publisher = publisher
-        self.sink: Sink = sink or publisher  # where the read-back reading goes
+        self.session = session
+        self.sink = sink  # where the read-back reading goes
         self.runners = runners  # by connection name
         self.metrics = metrics
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
 
     def attach(self) -> None:
-        """Subscribe to both command topic shapes (kept across reconnects by the publisher)."""
+        """Subscribe to both command topic shapes (kept across reconnects by the session)."""
         for topic_filter in topics.command_subscriptions(self.config.site):
-            self.publisher.subscribe(topic_filter, self.on_message, retain_as_published=True)
+            self.session.subscribe(topic_filter, self.on_message, retain_as_published=True)
 
     def on_message(self, message: Message) -> None:
         target = topics.parse_command(self.config.site, message.topic)
@@ -202,7 +202,7 @@ class CommandHandler:
         if correlation is not None:
             props = message_properties(correlation_data=correlation)
         try:
-            self.publisher.port.publish(topic, _dumps(body), qos=1, retain=False, properties=props)
+            self.session.publish(topic, _dumps(body), qos=1, retain=False, properties=props)
         except MqttError as exc:
             log.warning("command result for %s not sent: %s", topic, exc)
 

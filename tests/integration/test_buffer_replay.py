@@ -44,7 +44,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(tmp_path: Path, own_broker:
         own_broker.stop()
         stopped_at = time.time()
         time.sleep(OUTAGE_S)  # the outage itself, not synchronisation
-        buffered = bridge.runner.call(lambda: len(bridge.bridge.publisher.buffer))
+        buffered = bridge.runner.call(lambda: len(bridge.bridge.pipeline.buffer))
         assert buffered >= 2 * (OUTAGE_S - 2), f"only {buffered} readings were buffered"
         own_broker.start()
         restarted_at = time.time()
@@ -62,7 +62,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(tmp_path: Path, own_broker:
             assert len(during) >= OUTAGE_S - 2, f"{topic}: {len(during)} readings of the outage"
             gaps = [b - a for a, b in itertools.pairwise(unique)]
             assert max(gaps) < 1.5, f"{topic}: a reading is missing (gap {max(gaps):.2f}s)"
-        assert bridge.runner.call(lambda: len(bridge.bridge.publisher.buffer)) == 0
+        assert bridge.runner.call(lambda: len(bridge.bridge.pipeline.buffer)) == 0
     finally:
         bridge.stop()
         sim.stop()

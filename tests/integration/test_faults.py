@@ -138,20 +138,20 @@ def test_buffer_over_its_bound_drops_the_oldest_and_counts_them(
     sim = SimThread(config).start()
     sub = Subscriber(own_broker.port, "kb/dev/v", persistent_id="bound-test")
     bridge = BridgeThread(config).start()
-    publisher = bridge.bridge.publisher
+    pipeline = bridge.bridge.pipeline
     try:
         sub.wait_for("kb/dev/v")
         own_broker.stop()
-        wait_until(lambda: bridge.runner.call(lambda: publisher.buffer.dropped) >= 15, 15, "drops")
+        wait_until(lambda: bridge.runner.call(lambda: pipeline.buffer.dropped) >= 15, 15, "drops")
         sub.clear()
         own_broker.start()
         stamps_after: list[float] = []
 
         def drained() -> bool:
-            return bridge.runner.call(lambda: len(publisher.buffer)) == 0
+            return bridge.runner.call(lambda: len(pipeline.buffer)) == 0
 
         wait_until(drained, 20, "the buffer to drain")
-        dropped = bridge.runner.call(lambda: publisher.buffer.dropped)
+        dropped = bridge.runner.call(lambda: pipeline.buffer.dropped)
         metric = bridge.bridge.metrics.registry.get_sample_value(
             "modbus_bridge_buffer_dropped_total"
         )
