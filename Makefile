@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PKGS := mosquitto mosquitto-clients socat php-cli php-sqlite3 php-mbstring php-xml php-laravel-framework prometheus chromium
 SYSTEM_BINS := mosquitto mosquitto_sub socat php promtool chromium
 
-.PHONY: venv demo test test-fast lint bench system-deps clean
+.PHONY: venv demo test test-fast lint bench bench-startup system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ lint: $(STAMP)
 
 bench: system-deps $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Load + plan 20,000 registers, against main in the same run (no broker needed).
+bench-startup: $(STAMP)
+	$(BIN)/python bench/startup.py --compare main
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
