@@ -19,6 +19,7 @@ from ..mqtt.buffer import open_buffer
 from ..mqtt.publisher import Publisher
 from ..observe.metrics import BridgeMetrics
 from ..plan import Plan, build_plan
+from ..schedule import phases
 from ..writes.handler import CommandHandler
 from .board import DeviceBoard
 from .extensions import BridgeExtensions
@@ -38,10 +39,16 @@ class Bridge:
         )
         # the workers report through the board, which notes device state for /status
         self.board = DeviceBoard(self.publisher, self.metrics)
-        self.workers = {
-            conn.name: Worker(conn, requests, self.board, self.metrics)
+        polled = [
+            (conn, requests)
             for conn in config.connections
             if (requests := self.plan.for_connection(conn.name))
+        ]
+        # Each connection's ticks start at its own phase, not all at the same instant.
+        offsets = phases([min(r.interval_s for r in requests) for _, requests in polled])
+        self.workers = {
+            conn.name: Worker(conn, requests, self.board, self.metrics, phase_s=offset)
+            for (conn, requests), offset in zip(polled, offsets, strict=True)
         }
         self.commands = CommandHandler(
             config, self.publisher, self.workers, self.metrics, sink=self.board

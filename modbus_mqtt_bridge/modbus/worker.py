@@ -52,8 +52,11 @@ class Worker:
         sink: Sink,
         metrics: BridgeMetrics | None = None,
         port: ModbusPort | None = None,
+        *,
+        phase_s: float = 0.0,
     ) -> None:
         self.conn = conn
+        self.phase_s = phase_s  # the schedule's grid begins this long after run() starts
         self.requests = tuple(requests)
         self.sink = sink
         self.metrics = metrics
@@ -73,7 +76,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        schedule = Schedule(self.requests, start=loop.time())
+        schedule = Schedule(self.requests, start=loop.time() + self.phase_s)
         try:
             while not stop.is_set():
                 if not self.port.connected and not await self._reconnect(stop):
