@@ -43,8 +43,9 @@ lint: $(STAMP)
 	$(BIN)/mypy modbus_mqtt_bridge
 	$(BIN)/python -m pytest -q tests/unit/test_import_contract.py
 
+# One table of the issue-16 targets (start-up, device payload, RTU, latency, per-register).
 bench: system-deps $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/targets.py
 
 # Load + plan 20,000 registers, against main in the same run (no broker needed).
 bench-startup: $(STAMP)
