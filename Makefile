@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PKGS := mosquitto mosquitto-clients socat php-cli php-sqlite3 php-mbstring php-xml php-laravel-framework prometheus chromium
 SYSTEM_BINS := mosquitto mosquitto_sub socat php promtool chromium
 
-.PHONY: venv dist demo test test-fast lint bench system-deps clean
+.PHONY: venv dist demo test test-fast lint bench bench-startup system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,8 +49,13 @@ lint: $(STAMP)
 	$(BIN)/mypy modbus_mqtt_bridge
 	$(BIN)/python -m pytest -q tests/unit/test_import_contract.py
 
+# One table of the issue-16 targets (start-up, device payload, RTU, latency, per-register).
 bench: system-deps $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/targets.py
+
+# Load + plan 20,000 registers, against main in the same run (no broker needed).
+bench-startup: $(STAMP)
+	$(BIN)/python bench/startup.py --compare main
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

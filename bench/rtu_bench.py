@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import subprocess
 import sys
 import tempfile
@@ -112,9 +113,11 @@ def run_one(baud: int, seconds: float) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per baud")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     print("| baud | wire-time limit per cycle | achieved cycle | over the limit | failures |")
     print("|---:|---:|---:|---:|---:|")
+    results = []
     for baud in (9600, 115200):
         achieved, limit, failures = run_one(baud, args.seconds)
         over = achieved / limit - 1
@@ -122,6 +125,9 @@ def main() -> None:
             f"| {baud} | {limit * 1000:.1f} ms | {achieved * 1000:.1f} ms | "
             f"{over:+.1%} | {failures} |"
         )
+        results.append({"baud": baud, "cycle_s": achieved, "limit_s": limit, "over": over})
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

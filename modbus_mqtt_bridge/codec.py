@@ -143,12 +143,90 @@ def _unpack(words: Sequence[int] | Sequence[bool], layout: _Layout) -> int | flo
         (raw,) = layout.value.unpack(layout.words.pack(*words))
     except (struct.error, TypeError):
         raise _bad_words(words, layout.count) from None
-    if not layout.info.is_float:
+    return _number_from(raw, layout.info)
+
+
+def _number_from(raw: int | float, info: TypeInfo) -> int | float:
+    """The number a struct unpacked, as a reading carries it (before scale and offset)."""
+    if not info.is_float:
         return int(raw)  # already an int; int() tells the type checker so
     if not math.isfinite(raw):
         # JSON cannot carry it, so it is a read error, not a reading (SPEC section 3).
         raise CodecError(f"value is {'NaN' if math.isnan(raw) else raw}")
-    return _shortest_float32(raw) if layout.info.name == "float32" else float(raw)
+    return _shortest_float32(raw) if info.name == "float32" else float(raw)
+
+
+# -- decode a whole response ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlockCodec:
+    """Every value of one planned read, decoded from its response with two struct calls.
+
+    Built once per read request at planning. It applies when all values are numbers in one
+    byte/word order, in address order without overlaps (the common case: a run of holding
+    or input registers); holes between values are skipped with pad bytes. Values that are
+    unscaled integers come out of the struct as they are; only floats and scaled values
+    take a further step.
+    """
+
+    words: struct.Struct  # the whole response, packed in the values' shared word order
+    values: struct.Struct  # every value at its offset, in one format
+    steps: tuple[tuple[int, TypeInfo, float, float], ...]  # (index, type, scale, offset)
+
+
+def block_codec(values: Sequence[tuple[Register, int]], count: int) -> BlockCodec | None:
+    """The codec of a read of `count` registers carrying (register, offset) `values`, or
+    None when they do not fit one (bits, strings, mixed orders, overlaps, out of order)."""
+    if not values:
+        return None
+    first = values[0][0]
+    orders = (first.byte_order, first.word_order)
+    fields: list[str] = []
+    steps: list[tuple[int, TypeInfo, float, float]] = []
+    position = 0
+    for index, (register, offset) in enumerate(values):
+        layout = _LAYOUTS.get((register.type, register.byte_order, register.word_order))
+        if layout is None or register.bit is not None or register.table in (_COIL, _DISCRETE):
+            return None
+        if (register.byte_order, register.word_order) != orders or offset < position:
+            return None
+        if offset > position:
+            fields.append(f"{2 * (offset - position)}x")
+        fields.append(layout.info.struct_code)
+        if layout.info.is_float or register.scale != 1 or register.offset != 0:
+            steps.append((index, layout.info, register.scale, register.offset))
+        position = offset + layout.count
+    if position > count:
+        return None
+    words_endian = ">" if orders[0] == orders[1] else "<"
+    value_endian = ">" if orders[1] == "big" else "<"
+    return BlockCodec(
+        struct.Struct(f"{words_endian}{count}H"),
+        struct.Struct(value_endian + "".join(fields) + f"{2 * (count - position)}x"),
+        tuple(steps),
+    )
+
+
+def decode_block(
+    codec: BlockCodec, block: Sequence[int]
+) -> tuple[list[Value], list[tuple[int, CodecError]]] | None:
+    """The values in the codec's order, exactly as `decode` gives them one by one, and
+    (index, error) for each value that fails alone (its slot in the list is then unusable);
+    None when the block is not `count` 16-bit words, so the caller decodes value by value
+    and gets each value's precise error."""
+    try:
+        values: list[Value] = list(codec.values.unpack(codec.words.pack(*block)))
+    except (struct.error, TypeError):
+        return None
+    errors: list[tuple[int, CodecError]] = []
+    for index, info, scale, offset in codec.steps:
+        try:
+            number = _number_from(values[index], info)  # type: ignore[arg-type]
+            values[index] = _scale(number, scale, offset)
+        except CodecError as exc:
+            errors.append((index, exc))
+    return values, errors
 
 
 def _shortest_float32(raw: float) -> float:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from . import codec
 from .config.model import Config, Connection, Device, Register
 from .config.types import Table
 from .errors import ConfigError, Problem
@@ -49,6 +50,15 @@ class ReadRequest:
     count: int  # registers (or bits) read
     interval_s: float
     values: tuple[PlannedValue, ...]
+    # The response's decoder, compiled once here so the poll loop only runs it (None: decode
+    # value by value). Derived from the fields above, so it takes no part in equality.
+    block: codec.BlockCodec | None = field(init=False, default=None, compare=False, repr=False)
+    registers: tuple[Register, ...] = field(init=False, default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        pairs = [(v.register, v.offset) for v in self.values]
+        object.__setattr__(self, "block", codec.block_codec(pairs, self.count))
+        object.__setattr__(self, "registers", tuple(v.register for v in self.values))
 
     @property
     def function_code(self) -> int:

@@ -20,6 +20,23 @@ from collections.abc import Sequence
 from .plan import ReadRequest
 
 _Key = tuple[float, int]  # (interval_s, tick index k): the tick at start + k * interval_s
+# Connections' grids are spread over at most this long, so a long interval (a legacy 30 min)
+# does not delay a connection's first reading by minutes.
+MAX_PHASE_SPREAD_S = 5.0
+
+
+def phases(
+    shortest_intervals_s: Sequence[float], spread_max_s: float = MAX_PHASE_SPREAD_S
+) -> list[float]:
+    """How far after the common start each connection's grid begins.
+
+    Connection i of n begins i/n of the way through its shortest interval (at most
+    `spread_max_s`), so n connections polling every second start their ticks 1/n s apart
+    instead of all at one instant: the reads, decoding and publishing of one tick no longer
+    arrive as one burst. Each grid keeps its intervals exact; only its origin moves.
+    """
+    count = len(shortest_intervals_s)
+    return [min(s, spread_max_s) * i / count for i, s in enumerate(shortest_intervals_s)]
 
 
 class Schedule:

@@ -25,6 +25,7 @@ from ..mqtt.port import MqttPort, Will
 from ..mqtt.session import Session
 from ..observe.metrics import BridgeMetrics
 from ..plan import Plan, build_plan
+from ..schedule import phases
 from ..writes.handler import CommandHandler
 from .board import DeviceBoard
 from .extensions import BridgeExtensions
@@ -58,12 +59,23 @@ class Bridge:
         self.pipeline = Pipeline(config, self.session, buffer, self.metrics)
         # the workers report through the board, which notes device state for /status
         self.board = DeviceBoard(self.pipeline, self.metrics, config.metrics.history)
-        self.workers = {
-            conn.name: Worker(
-                conn, requests, self.board, self.metrics, modbus_port(conn) if modbus_port else None
-            )
+        polled = [
+            (conn, requests)
             for conn in config.connections
             if (requests := self.plan.for_connection(conn.name))
+        ]
+        # Each connection's ticks start at its own phase, not all at the same instant.
+        offsets = phases([min(r.interval_s for r in requests) for _, requests in polled])
+        self.workers = {
+            conn.name: Worker(
+                conn,
+                requests,
+                self.board,
+                self.metrics,
+                modbus_port(conn) if modbus_port else None,
+                phase_s=offset,
+            )
+            for (conn, requests), offset in zip(polled, offsets, strict=True)
         }
         self.commands = CommandHandler(
             config, self.session, self.workers, self.metrics, sink=self.board

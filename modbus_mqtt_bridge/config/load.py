@@ -14,7 +14,7 @@ from .fields import EnvText
 from .legacy import convert_legacy, is_legacy
 from .model import Config
 from .validate import validate
-from .yaml_source import Document, parse_yaml, yaml_lines
+from .yaml_source import Document, collector_paused, parse_yaml, yaml_lines
 
 CONFIG_ENV = "MODBUS_CONFIG"
 # Environment variables that fill a config value the file leaves out: (section, key) -> name.
@@ -47,6 +47,11 @@ def load_config_text(
 ) -> Config:
     """As load_config, from text; `source` (a file name) only decides JSON by its suffix."""
     env = os.environ if env is None else env
+    with collector_paused():
+        return _load(text, source, env)
+
+
+def _load(text: str, source: str, env: Mapping[str, str]) -> Config:
     try:
         doc = parse_document(text, source, env)
         if is_legacy(doc.data):

@@ -128,7 +128,7 @@ class Connection:
     tls: ModbusTls | None = None  # tcp only; None: plaintext Modbus/TCP
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 20,000 of them are built at start-up
 class Register:
     """One value on a device, fully resolved (device defaults already applied)."""
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+# How late the event loop's timer can fire (it rounds waits up to whole milliseconds).
+_TIMER_STEP_S = 0.001
+
 
 class Line:
     """One RTU bus (a serial port, or an RTU gateway's serial side behind TCP)."""
@@ -22,6 +25,7 @@ class Line:
         self._seen = b""  # pymodbus's receive buffer as last traced
         self._open = False
         self._quiet_until = 0.0  # time.monotonic() before which no frame may start
+        self._rx_at: float | None = None  # when the current exchange's last bytes came in
 
     def trace(self, sending: bool, data: bytes) -> bytes:
         """pymodbus calls this with each frame it sends and its receive buffer on each read."""
@@ -29,6 +33,7 @@ class Line:
             self.rx.clear()
             self._seen = b""
             self._open = True
+            self._rx_at = None
             return data
         # pymodbus hands over its whole receive buffer: new bytes are what extends the last one
         # (its RTU framer either keeps a buffer whole or consumes it whole).
@@ -36,23 +41,43 @@ class Line:
         self._seen = data
         if self._open:
             self.rx += chunk
+            self._rx_at = time.monotonic()
         else:
             self.stray += len(chunk)
         return data
 
     async def wait_turn(self) -> None:
         """Sleep until the bus has been silent long enough for the next frame."""
-        delay = self._quiet_until - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await sleep_until(self._quiet_until)
 
     def close_exchange(self, *, failed: bool, hold_s: float = 0.0) -> None:
         """The exchange is over: keep the bus quiet for the gap (+ turnaround, + settling)."""
         self._open = False
         self.dirty = self.dirty or failed
         quiet = self.gap_s + hold_s + (self.settle_s if failed else 0.0)
-        self._quiet_until = max(self._quiet_until, time.monotonic() + quiet)
+        # The line fell silent when the answer's last byte arrived, not when pymodbus and
+        # the worker were done with it (~0.4 ms later, a sixth of t3.5 at 115,200 baud).
+        # After a failure there may be stragglers: count from now.
+        silent_since = time.monotonic() if failed or self._rx_at is None else self._rx_at
+        self._quiet_until = max(self._quiet_until, silent_since + quiet)
 
     def take_stray(self) -> int:
         stray, self.stray = self.stray, 0
         return stray
+
+
+async def sleep_until(deadline: float) -> None:
+    """Sleep until time.monotonic() reaches `deadline`, late by well under a millisecond.
+
+    asyncio's selector times its waits in whole milliseconds, rounded up: a 1.3 ms silence
+    (t3.5 at 115,200 baud, less what has already passed) would last 2.2 ms, a third of an
+    exchange's wire time. So the loop sleeps the part it can time without overshooting, and
+    the last fraction of a millisecond is slept here (the thread sleeps, it does not spin),
+    holding the loop for under `_TIMER_STEP_S`.
+    """
+    delay = deadline - time.monotonic()
+    if delay > _TIMER_STEP_S:
+        await asyncio.sleep(delay - _TIMER_STEP_S)
+        delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)  # noqa: ASYNC251  (under a millisecond, on purpose: see above)

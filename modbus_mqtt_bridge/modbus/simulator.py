@@ -33,6 +33,7 @@ from ..config.model import Config, Connection, Device, Register
 from ..config.types import TYPES, Table
 from ..errors import CodecError
 from ..readings import Value
+from .line import sleep_until
 from .wiretime import SERIAL_TYPES, exchange_time, frame_gap
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ class _Context(ModbusServerContext):
         if self.sim.emulate_line and conn.type in SERIAL_TYPES:
             # The master keeps the gap after the answer itself: only one gap is ours.
             wire = exchange_time(table, count, conn.baudrate, frame_gap(conn))
-            await asyncio.sleep(wire - frame_gap(conn))
+            await sleep_until(time.monotonic() + wire - frame_gap(conn))
 
     def device_ids(self) -> list[int]:
         return [u for (c, u) in self.sim.units if c == self.connection]

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TypeVar
 
 from .. import codec
@@ -56,8 +57,11 @@ class Worker:
         sink: Sink,
         metrics: BridgeMetrics | None = None,
         port: ModbusPort | None = None,
+        *,
+        phase_s: float = 0.0,
     ) -> None:
         self.conn = conn
+        self.phase_s = phase_s  # the schedule's grid begins this long after run() starts
         self.requests = tuple(requests)
         self.sink = sink
         self.metrics = metrics
@@ -106,7 +110,7 @@ class Worker:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        schedule = Schedule(self.requests, start=loop.time())
+        schedule = Schedule(self.requests, start=loop.time() + self.phase_s)
         try:
             while not stop.is_set():
                 if not self.port.connected and not await self._reconnect(stop):
@@ -420,6 +424,21 @@ def _decode_into(
     """Decode every value of one response; a bad value fails alone, never the block."""
     ts_ms = time.time_ns() // 1_000_000
     device = request.device
+    decoded = None if request.block is None else codec.decode_block(request.block, block)
+    if decoded is not None:  # the whole response in two struct calls (codec.BlockCodec)
+        values, errors = decoded
+        registers = request.registers
+        if not errors:
+            readings.extend(map(Reading, repeat(device), registers, values, repeat(ts_ms)))
+            return
+        failed = dict(errors)
+        for index, (register, value) in enumerate(zip(registers, values, strict=True)):
+            error = failed.get(index)
+            if error is None:
+                readings.append(Reading(device, register, value, ts_ms))
+            else:
+                failures.append(ReadFailure(device, register, str(error), ts_ms))
+        return
     for planned in request.values:
         register = planned.register
         words = block[planned.offset : planned.offset + register.count]

@@ -207,6 +207,59 @@ def test_merge_keys_share_settings_without_duplicate_complaints() -> None:
     assert a.scale == 2.0
 
 
+def test_a_key_written_twice_beside_a_merge_is_still_a_duplicate() -> None:
+    text = """
+        site: s
+        connections: [{name: lan, host: h}]
+        defaults: &a {name: a, address: 40001, type: float32}
+        devices:
+          - name: d
+            registers:
+              - {<<: *a, name: b, scale: 2, scale: 3}
+        """
+    assert "devices[0].registers[0].scale (line 8): duplicate key (first at line 8)" in problems(
+        text
+    )
+
+
+def test_a_merged_mapping_reached_twice_through_an_alias_reports_no_duplicate() -> None:
+    # The second visit sees the mapping already flattened: the keys merged in on the first
+    # visit must still count as merged, not as written twice.
+    text = """
+        site: s
+        connections: [{name: lan, host: h}]
+        base: &b {address: 40001, type: float32}
+        devices:
+          - name: d
+            registers:
+              - &r {<<: *b, name: a, address: 40003}
+          - name: e
+            registers: [*r]
+        """
+    assert not [p for p in problems(text) if "duplicate key" in p]
+
+
+def test_problems_in_a_big_config_name_their_line() -> None:
+    # The fast paths for big register lists (libyaml, remembered scalar tags, plain strings
+    # taken as they are) must keep every line mark.
+    rows = [f"      - {{name: r{i}, address: {40001 + 2 * i}, type: float32}}" for i in range(3000)]
+    rows[2500] = "      - {name: r2500, address: 40001, type: flot32}"
+    rows[2700] = "      - {name: r2700, address: 40001, type: float32, colour: red}"
+    text = BASE.replace("      - {name: v, address: 40001, type: float32}\n", "\n".join(rows))
+    first_row = BASE.splitlines().index("    registers:") + 2
+    found = problems(text)
+    assert any(
+        p.startswith(
+            f"devices[0].registers[2500].type (line {first_row + 2500}): unknown type 'flot32'"
+        )
+        for p in found
+    ), found
+    assert any(
+        p.startswith(f"devices[0].registers[2700].colour (line {first_row + 2700}): unknown key")
+        for p in found
+    ), found
+
+
 # -- the YAML octal trap -------------------------------------------------------------------
 
 

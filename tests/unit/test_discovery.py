@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -148,7 +149,7 @@ def test_numbers_always_carry_their_range(config: Config) -> None:
 
 def test_value_range_follows_scale_sign(config: Config) -> None:
     register = config.device("meter.1").registers[4]
-    flipped = type(register)(**{**register.__dict__, "scale": -2.0, "offset": 1.0})
+    flipped = dataclasses.replace(register, scale=-2.0, offset=1.0)
     assert value_range(flipped) == (-65533, 65537)
 
 

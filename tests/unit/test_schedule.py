@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from modbus_mqtt_bridge.config.model import Device
 from modbus_mqtt_bridge.config.types import Table
 from modbus_mqtt_bridge.plan import ReadRequest
-from modbus_mqtt_bridge.schedule import Schedule
+from modbus_mqtt_bridge.schedule import MAX_PHASE_SPREAD_S, Schedule, phases
 
 _DEVICES: dict[str, Device] = {}
 
@@ -161,3 +161,34 @@ def test_2000_requests_cost_microseconds_per_tick() -> None:
     assert served > 600 * 500  # the 1 s quarter alone is 500 reads a second
     # Generous for slow CI: the budget is per read handed out, not per call.
     assert elapsed / served < 20e-6
+
+
+# -- phases: connections spread over the interval ----------------------------------------
+
+
+def test_phases_spread_connections_over_their_shortest_interval() -> None:
+    assert phases([1.0] * 4) == [0.0, 0.25, 0.5, 0.75]
+    assert phases([1.0]) == [0.0]
+    assert phases([]) == []
+    # A long interval spreads over at most MAX_PHASE_SPREAD_S: no first reading minutes late.
+    assert phases([1800.0, 1800.0]) == [0.0, MAX_PHASE_SPREAD_S / 2]
+    assert phases([2.0, 0.5, 10.0, 1.0], spread_max_s=4.0) == [0.0, 0.125, 2.0, 0.75]
+
+
+def test_phased_schedules_tick_apart_with_exact_intervals() -> None:
+    start = 1000.0
+    offsets = phases([1.0] * 10)
+    schedules = [
+        Schedule([req(1.0, device=f"p{i}")], start=start + o) for i, o in enumerate(offsets)
+    ]
+    firsts = [s.next_due() for s in schedules]
+    assert firsts == [start + i / 10 for i in range(10)]  # one tick every 0.1 s, not 10 at once
+    for s, first in zip(schedules, firsts, strict=True):
+        ticks = []
+        now = start
+        while len(ticks) < 5:
+            if s.due(now):
+                ticks.append(now)
+            now = s.next_due()
+        assert ticks == [first + k * 1.0 for k in range(5)]  # each interval exactly 1 s
+        assert s.missed_ticks == 0

@@ -1,0 +1,155 @@
+"""`make bench`: the issue-16 targets in one table: figure, same-run baseline, met / not met.
+
+    .venv/bin/python bench/targets.py [--skip-bridge] [--compare main]
+
+Runs, one after another (each its own process, each short): `bench/startup.py` (load + plan
+20,000 registers, against `--compare` exported by git), `bench/decode_bench.py` (device
+payload against the bare struct + json loop), `bench/rtu_bench.py` (cycle time against the
+wire-time limit), and `bench/run.py --scenarios A,C` (the bridge with Mosquitto and the
+simulator: latency, per-register CPU against the bare paho loop). Targets no bench here
+measures are listed as "not measured". A bench that fails shows as "failed" in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+Row = tuple[str, str, str, str]  # target, figure, same-run baseline, verdict
+
+
+def _run(script: str, out: Path, *extra: str) -> Any:
+    cmd = [PY, str(HERE / script), "--json", str(out), *extra]
+    print(f"$ {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, check=False, stdout=sys.stderr)
+    if done.returncode != 0 or not out.exists():
+        return None
+    return json.loads(out.read_text())
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "not met"
+
+
+def startup_rows(r: Any, compare: str) -> list[Row]:
+    target = "start-up: load + plan 20,000 registers < 1 s"
+    if r is None:
+        return [(target, "failed", "", "")]
+    base = r.get(compare, {})
+    return [
+        (
+            target,
+            f"{r['this']['wall_s']:.2f} s",
+            f"{compare}: {base.get('wall_s', float('nan')):.2f} s",
+            _verdict(r["this"]["wall_s"] < 1.0),
+        )
+    ]
+
+
+def decode_rows(r: Any) -> list[Row]:
+    target = "device payload: CPU/value <= 2 x bare struct+json loop"
+    if r is None:
+        return [(target, "failed", "", "")]
+    return [
+        (
+            target,
+            f"{r['bridge']:.2f} µs/value = {r['ratio']:.2f} x",
+            f"floor {r['floor']:.2f} µs; value by value {r['value_by_value']:.2f} µs"
+            f" ({r['ratio_value_by_value']:.2f} x)",
+            _verdict(r["ratio"] <= 2.0),
+        )
+    ]
+
+
+def rtu_rows(r: Any) -> list[Row]:
+    if r is None:
+        return [("RTU: cycle within 15 % of the wire-time limit", "failed", "", "")]
+    return [
+        (
+            f"RTU {x['baud']} baud: cycle within 15 % of the wire-time limit",
+            f"{x['cycle_s'] * 1000:.1f} ms ({x['over']:+.0%})",
+            f"limit {x['limit_s'] * 1000:.1f} ms",
+            _verdict(x["over"] <= 0.15),
+        )
+        for x in r
+    ]
+
+
+def bridge_rows(r: Any) -> list[Row]:
+    if r is None:
+        return [("latency / per-register CPU (bench/run.py)", "failed", "", "")]
+    rows: list[Row] = []
+    limits = {"A": 0.010, "C": 0.050}
+    for s in r["results"]:
+        key = s["scenario"]
+        if key in limits:
+            rows.append(
+                (
+                    f"latency {key} ({s['devices']} x {s['registers']}): p99 < "
+                    f"{limits[key] * 1000:.0f} ms",
+                    f"p99 {s['latency_p99_s'] * 1000:.0f} ms (p50 {s['latency_p50_s'] * 1000:.0f})",
+                    "",
+                    _verdict(s["latency_p99_s"] < limits[key]),
+                )
+            )
+        if "ratio" in s:
+            floor = s["floor_thread"]["cpu_us_per_msg"]
+            rows.append(
+                (
+                    f"per-register {key}, QoS 0: CPU/value <= 1.25 x bare paho loop",
+                    f"{s['bridge_us_per_value']:.1f} µs = {s['ratio']:.2f} x",
+                    f"paho loop {floor:.1f} µs",
+                    _verdict(s["ratio"] <= 1.25),
+                )
+            )
+    return rows
+
+
+NOT_MEASURED = [
+    "per-register, QoS 1: CPU/value <= 1.25 x bare paho loop",
+    "per-register: CPU/value <= 0.5 x modbus4mqtt",
+    "ceiling: sustained rate >= 0.8 x the bare paho loop's on one core",
+    "scale: 1,000 devices x 20 registers (completeness, lateness, RSS)",
+    "side-car: 670 readings/s through the batch URL with < 25 % of a core",
+]
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| target | figure | same-run baseline | verdict |", "| --- | --- | --- | --- |"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    lines += [f"| {target} | | | not measured |" for target in NOT_MEASURED]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--compare", default="main", help="start-up baseline: a git revision")
+    p.add_argument("--skip-bridge", action="store_true", help="skip bench/run.py (broker)")
+    args = p.parse_args()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-targets-") as tmp:
+        out = Path(tmp)
+        steps: list[tuple[str, Callable[[Any], list[Row]], tuple[str, ...]]] = [
+            ("startup.py", lambda r: startup_rows(r, args.compare), ("--compare", args.compare)),
+            ("decode_bench.py", decode_rows, ()),
+            ("rtu_bench.py", rtu_rows, ("--seconds", "3")),
+        ]
+        if not args.skip_bridge:
+            bridge_args = ("--scenarios", "A,C", "--floors", "thread", "--measure", "6")
+            steps.append(("run.py", bridge_rows, bridge_args))
+        for script, rows_of, extra in steps:
+            rows += rows_of(_run(script, out / f"{script}.json", *extra))
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
