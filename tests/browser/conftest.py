@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from tests.support.mosquitto import Mosquitto
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -28,16 +26,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "browser" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Mosquitto]:
-    if not (shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")):
-        pytest.fail("mosquitto is not installed: run `make test`, which installs it")
-    mq = Mosquitto()
-    mq.start()
-    yield mq
-    mq.close()
 
 
 @pytest.fixture(scope="module")

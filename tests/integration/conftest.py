@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support.forwarder import Publisher, Sidecars
 from tests.support.laravel import LaravelApp, missing_reason
 from tests.support.mosquitto import Mosquitto
 from tests.support.subscriber import Subscriber
@@ -16,16 +17,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def broker() -> Iterator[Mosquitto]:
-    if not (shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")):
-        pytest.fail("mosquitto is not installed: run `make test`, which installs it")
-    mq = Mosquitto()
-    mq.start()
-    yield mq
-    mq.close()
 
 
 @pytest.fixture
@@ -52,3 +43,17 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaravelApp]:
     laravel = LaravelApp(tmp_path_factory.mktemp("laravel")).start()
     yield laravel
     laravel.close()
+
+
+@pytest.fixture
+def sidecars(tmp_path: Path, broker: Mosquitto, app: LaravelApp) -> Iterator[Sidecars]:
+    made = Sidecars(tmp_path, broker.port, app)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def publisher(broker: Mosquitto) -> Iterator[Publisher]:
+    pub = Publisher(broker.port)
+    yield pub
+    pub.close()

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,24 +21,9 @@ from tests.support.forwarder import (
     readings,
 )
 from tests.support.laravel import REPO, LaravelApp
-from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.laravel]
-
-
-@pytest.fixture
-def sidecars(tmp_path: Path, broker: Mosquitto, app: LaravelApp) -> Iterator[Sidecars]:
-    made = Sidecars(tmp_path, broker.port, app)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def publisher(broker: Mosquitto) -> Iterator[Publisher]:
-    pub = Publisher(broker.port)
-    yield pub
-    pub.close()
 
 
 def test_readings_within_one_second_each_become_a_row(

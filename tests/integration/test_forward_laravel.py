@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -26,20 +25,6 @@ from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.laravel]
-
-
-@pytest.fixture
-def sidecars(tmp_path: Path, broker: Mosquitto, app: LaravelApp) -> Iterator[Sidecars]:
-    made = Sidecars(tmp_path, broker.port, app)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def publisher(broker: Mosquitto) -> Iterator[Publisher]:
-    pub = Publisher(broker.port)
-    yield pub
-    pub.close()
 
 
 def test_readings_arrive_with_exactly_the_legacy_fields(
