@@ -161,7 +161,10 @@ async def run_until_signalled(
 
     install_stop_signals_to(on_stop, on_reload)
     if config.buffer.path is None:
-        log.warning("no buffer.path: readings wait for the broker in memory only")
+        log.warning(
+            'buffer.path ":memory:": readings wait for the broker in memory only; '
+            "a stop, reload or crash loses them"
+        )
     while True:
         generation.clear()
         bridge = make_bridge(config)  # the previous one is unreferenced from here on

@@ -31,7 +31,7 @@ from ..observe.metrics import BridgeMetrics
 from ..readings import DeviceStatus, PublishFilter, ReadFailure, Reading, Value
 from ..retry import Throttle, backoff_delay
 from . import payloads, topics
-from .buffer import Buffer, Buffered
+from .buffer import Buffer, Buffered, MemoryBuffer
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -355,9 +355,16 @@ class Pipeline:
                     "%s: %d readings that could not be stored are lost", exc, len(self._held)
                 )
         finally:
+            waiting = self.waiting
             self.buffer.close()
-        if self.waiting:
-            log.info("%d readings kept in the buffer for the next start", len(self.buffer))
+        if waiting and isinstance(self.buffer, MemoryBuffer):
+            log.error(
+                "%d readings the broker never received were kept in memory only "
+                '(buffer.path ":memory:") and are lost with this stop',
+                waiting,
+            )
+        elif waiting:
+            log.info("%d readings kept in the buffer for the next start", waiting)
 
     def _update_buffer_metrics(self) -> None:
         dropped = self.buffer.dropped - self._dropped_seen

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -305,3 +306,43 @@ def test_sighup_lets_the_previous_bridge_be_collected(tmp_path: Path) -> None:
         gc.set_threshold(*threshold)
     assert len(made) == 2
     assert collected == [True]
+
+
+def test_a_stop_that_loses_memory_only_readings_says_how_many(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """buffer.path ":memory:" (None here): a stop during an outage loses what the broker
+    never acknowledged, and says so loudly, with the count (it used to end silently)."""
+    broker = FakeBroker()
+
+    async def scenario(rig: Rig) -> None:
+        await asyncio.sleep(2.5)
+        broker.blackhole = True
+        await asyncio.sleep(3)
+
+    rig = Rig(_config(tmp_path, buffer=False), broker)
+    with caplog.at_level(logging.INFO, "modbus_mqtt_bridge"):
+        rig.run(scenario)
+    lost = [r for r in caplog.records if "kept in memory only" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].levelno == logging.ERROR
+    count = int(lost[0].getMessage().split()[0])
+    assert count >= 2 * 3  # both devices' readings of the 3 s outage
+    assert not any(
+        "kept in the buffer for the next start" in r.getMessage() for r in caplog.records
+    )
+
+
+def test_a_stop_with_a_disk_buffer_says_the_readings_are_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = FakeBroker()
+
+    async def scenario(rig: Rig) -> None:
+        await asyncio.sleep(2.5)
+        broker.blackhole = True
+        await asyncio.sleep(3)
+
+    with caplog.at_level(logging.INFO, "modbus_mqtt_bridge"):
+        Rig(_config(tmp_path), broker).run(scenario)
+    assert any("kept in the buffer for the next start" in r.getMessage() for r in caplog.records)
+    assert not any("kept in memory only" in r.getMessage() for r in caplog.records)
