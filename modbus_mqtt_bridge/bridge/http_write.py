@@ -8,7 +8,6 @@ and answers with the same result JSON. The token check is the HTTP endpoint's jo
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from http import HTTPStatus
@@ -38,8 +37,7 @@ class HttpWrites:
             "command received over HTTP for %s: %r", device, body[:120].decode("utf-8", "replace")
         )
         try:
-            register, payload = _split_body(body)
-            command = parse.parse(payload, register, self.config.commands.max_payload_bytes)
+            register, command = parse.parse_named(body, self.config.commands.max_payload_bytes)
         except CommandError as exc:
             return HTTPStatus.BAD_REQUEST, self.handler.refusal(source, device, exc.command_id, exc)
         result = await self.handler.handle(
@@ -48,17 +46,3 @@ class HttpWrites:
         if "value" not in result:  # a refusal: the result body of a write always has "value"
             return HTTPStatus.BAD_REQUEST, result
         return (HTTPStatus.OK if result["ok"] else HTTPStatus.BAD_GATEWAY), result
-
-
-def _split_body(body: bytes) -> tuple[str, bytes]:
-    """The register named in the body, and the rest as a register `/set` payload."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CommandError(f"body is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise CommandError('body must be a JSON object {"register": NAME, "value": VALUE}')
-    register = document.pop("register", None)
-    if not isinstance(register, str) or not register:
-        raise CommandError('body needs "register": the register name as a string')
-    return register, json.dumps(document).encode()

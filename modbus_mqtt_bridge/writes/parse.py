@@ -87,6 +87,27 @@ def parse(payload: bytes, register: str | None, max_bytes: int) -> Command:
     return Command(((register, bare_value(text)),))
 
 
+def parse_named(payload: bytes, max_bytes: int) -> tuple[str, Command]:
+    """A body that names its register, `{"register": R, "value": V, "id": ...}` (the HTTP
+    write endpoint): the same JSON rules as a `/set` payload, and its id on every refusal."""
+    document = _json_document(_text(payload, max_bytes))
+    try:
+        return _named_command(document)
+    except CommandError as exc:
+        exc.command_id = readable_id(document)
+        raise
+
+
+def _named_command(document: Any) -> tuple[str, Command]:
+    if not isinstance(document, dict):
+        raise CommandError('body must be a JSON object {"register": NAME, "value": VALUE}')
+    rest = dict(document)
+    register = rest.pop("register", None)
+    if not isinstance(register, str) or not register:
+        raise CommandError('body needs "register": the register name as a string')
+    return register, _register_command(rest, register)
+
+
 def _text(payload: bytes, max_bytes: int) -> str:
     if len(payload) > max_bytes:
         raise CommandError(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modbus_mqtt_bridge.writes.parse import Command, CommandError, parse
+from modbus_mqtt_bridge.writes.parse import Command, CommandError, parse, parse_named
 
 LIMIT = 4096
 
@@ -150,3 +150,36 @@ def test_a_refusal_carries_the_id_it_could_read(
     with pytest.raises(CommandError) as caught:
         parse(payload, register, LIMIT)
     assert caught.value.command_id == command_id
+
+
+# -- the HTTP write body: {"register": R, "value": V, "id": ...} -------------------------
+
+
+def test_a_named_body_gives_its_register_and_command() -> None:
+    register, command = parse_named(b'{"register": "sp", "value": 21.5, "id": "w1"}', 4096)
+    assert register == "sp" and command == Command((("sp", 21.5),), "w1")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"register": "a", "register": "b", "value": 1, "id": "c-9"}', "register"),
+        (b'{"value": 1, "id": "c-9"}', 'needs "register"'),
+        (b'{"register": 7, "value": 1, "id": "c-9"}', 'needs "register"'),
+        (b'{"register": "a", "id": "c-9"}', 'missing "value"'),
+        (b'{"register": "a", "value": 1, "colour": 2, "id": "c-9"}', "unknown field"),
+        (b'{"register": "a", "id": "c-9", "value": ' + b"[" * 8000 + b"]" * 8000 + b"}", "nested"),
+    ],
+)
+def test_a_bad_named_body_is_refused_with_its_id(body: bytes, message: str) -> None:
+    with pytest.raises(CommandError, match=message) as refused:
+        parse_named(body, 100_000)
+    # the id is echoed when the JSON could be read (not with a repeated key or absurd nesting)
+    unreadable = b'"register": "b"' in body or b"[[[" in body
+    assert refused.value.command_id == (None if unreadable else "c-9")
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"12", b'"text"'])
+def test_a_named_body_must_be_an_object(body: bytes) -> None:
+    with pytest.raises(CommandError, match="JSON object"):
+        parse_named(body, 4096)
