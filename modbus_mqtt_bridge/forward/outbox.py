@@ -238,7 +238,9 @@ class Outbox:
             )
             removed = self._delete([e.id for e in entries])
             dropped = self._db.execute(
-                "DELETE FROM dead_letter WHERE id <= (SELECT max(id) FROM dead_letter) - ?",
+                # by rows kept, not by id distance: retry and purge leave gaps in the ids
+                "DELETE FROM dead_letter WHERE id NOT IN"
+                " (SELECT id FROM dead_letter ORDER BY id DESC LIMIT ?)",
                 (self.dead_letter_max,),
             ).rowcount
         self._forget(entries, removed)

@@ -187,6 +187,21 @@ def test_dead_letters_beyond_the_bound_drop_the_oldest(tmp_path: Path) -> None:
     assert outbox.dead == 3
 
 
+def test_the_bound_counts_rows_kept_not_ids_after_a_retry(tmp_path: Path) -> None:
+    """4 dead of at most 4, 2 of them retried: 2 rows are left, so a new one drops nothing."""
+    outbox = Outbox(tmp_path / "outbox.db", 100, dead_letter_max=4)
+    outbox.add([make(i, f"K{i}") for i in range(4)])
+    for job in outbox.take(4, 1, ()):
+        outbox.dead_letter(job, 422, "bad", None)
+    one, two, three, four = (r.entry.id for r in outbox.dead_letters())
+    assert outbox.retry_dead_letters([two, three]) == 2
+    outbox.take(2, 1, ())  # delivered this time: gone from the outbox
+    outbox.add([make(9, "K9")])
+    assert [outbox.dead_letter(job, 422, "bad", None) for job in outbox.take(1, 1, ())] == [0]
+    assert [r.entry.id for r in outbox.dead_letters()][:2] == [one, four]
+    assert len(outbox.dead_letters()) == 3 and outbox.dead == 3
+
+
 def test_retry_puts_dead_letters_back_behind_the_queue(outbox: Outbox) -> None:
     outbox.add([make(1), make(2, "B"), make(3, "C")])
     for job in outbox.take(2, 1, ()):
