@@ -174,7 +174,7 @@ class Worker:
             if not self._jobs.empty() and (readings or failures):
                 # A command may write what was just read: deliver those readings first, so
                 # a value read before a write never follows the write's result (SPEC 3).
-                self.sink.on_tick(device, readings, failures)
+                self._hand_off(device, readings, failures)
                 readings, failures = [], []
             await self._run_jobs()
             try:

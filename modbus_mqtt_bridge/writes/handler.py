@@ -147,7 +147,12 @@ class CommandHandler:
         device = approved.device
         readings = [r.reading for r in results if r.reading is not None]
         if readings:
-            self.sink.on_tick(device, readings, [])  # the new value, right away
+            try:
+                self.sink.on_tick(device, readings, [])  # the new value, right away
+            except Exception as exc:  # the write happened: its result must still be sent
+                log.warning(
+                    "read-back of %s not published: %s: %s", device.name, type(exc).__name__, exc
+                )
         for result in results:
             log.info(
                 "command %s on %s/%s: %s",

@@ -210,6 +210,26 @@ def test_handle_is_the_entry_point_for_other_transports(rig: Rig) -> None:
     assert refused == {"id": "h-2", "ok": False, "error": "register 'voltage' is not writable"}
 
 
+def test_a_failing_read_back_hand_off_still_answers_the_write(rig: Rig) -> None:
+    """The write happened: a bug behind the sink must not swallow its result."""
+    handler = rig.bridge.bridge.commands
+
+    class Broken:
+        def on_tick(self, *_: object) -> None:
+            raise RuntimeError("board bug")
+
+    sink, handler.sink = handler.sink, Broken()  # type: ignore[assignment]
+    try:
+        coroutine = handler.handle(
+            "plc", "mode", Command((("mode", 13),), "h-3"), Envelope(time.time())
+        )
+        result = asyncio.run_coroutine_threadsafe(coroutine, rig.bridge.runner.loop).result(10)
+    finally:
+        handler.sink = sink
+    assert result == {"id": "h-3", "ok": True, "value": 13, "readback": 13}
+    assert rig.value("mode") == 13
+
+
 # -- refusals ------------------------------------------------------------------------
 
 REFUSALS = [
