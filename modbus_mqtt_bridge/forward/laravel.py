@@ -124,7 +124,10 @@ def parse_ts(ts: object) -> datetime | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # "0001-01-01T00:00:00+14:00": before year 1 in UTC
+        return None
 
 
 def legacy_value(value: object) -> int | float | str | None:

@@ -180,6 +180,7 @@ def test_not_readings_are_ignored(topic: str, payload: bytes, retain: bool, reas
         ({"parameter": None}, "fields"),
         ({"ts": 1751990400000}, "fields"),
         ({"ts": "yesterday"}, "fields"),
+        ({"ts": "0001-01-01T00:00:00+14:00"}, "fields"),  # before year 1 in UTC: no crash
         ({"value": None}, "value"),
         ({"value": [1]}, "value"),
     ],
