@@ -95,12 +95,20 @@ def build_config(raw: object, problems: Problems) -> Config | None:
 def _own_ports(metrics: MetricsConfig, forward: ForwardConfig, problems: Problems) -> None:
     """The shipped units run the bridge and the side-car on one host from one config."""
     bridge, sidecar = metrics.listen, forward.metrics_listen
-    if bridge and sidecar and bridge.rpartition(":")[2] == sidecar.rpartition(":")[2]:
+    if bridge and sidecar and _may_clash(bridge, sidecar):
         problems.add(
             "forward.metrics_listen",
             f"same port as metrics.listen ({bridge}): the side-car needs its own"
             " port when both run on one host",
         )
+
+
+def _may_clash(a: str, b: str) -> bool:
+    """Two "host:port" listeners that cannot both bind: same port, and the same host or a
+    wildcard (empty, 0.0.0.0, ::) on either side."""
+    (host_a, _, port_a), (host_b, _, port_b) = a.rpartition(":"), b.rpartition(":")
+    wildcard = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104  (compared, never bound)
+    return port_a == port_b and (host_a == host_b or host_a in wildcard or host_b in wildcard)
 
 
 def _usable_top(raw: object, problems: Problems) -> bool:

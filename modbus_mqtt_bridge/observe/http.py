@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -26,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from ..errors import BridgeError
+from ..retry import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class HttpEndpoint:
         # The write endpoint exists only with both a token and somewhere to send writes.
         self._write = write if write_token else None
         self._token = (write_token or "").encode()
+        self._refusals = Throttle(60.0)  # wrong-token lines: at most one a minute
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -231,7 +234,12 @@ class HttpEndpoint:
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode(), self._token
         ):
-            log.warning("HTTP write to %r refused: missing or wrong bearer token", device)
+            held = self._refusals.allow(time.monotonic())
+            if held is not None:  # a guessing client must not flood the log
+                more = f" ({held} more since the last report)" if held else ""
+                log.warning(
+                    "HTTP write to %r refused: missing or wrong bearer token%s", device, more
+                )
             raise HttpError(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token")
         code, result = await self._write(device, body)
         return code, JSON_TYPE, _json(result)

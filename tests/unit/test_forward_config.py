@@ -77,6 +77,14 @@ def test_the_sidecar_may_not_take_the_bridges_port() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("bridge", "sidecar"),
+    [("10.0.0.1:9105", "127.0.0.1:9105"), ("127.0.0.1:9105", "127.0.0.1:9106")],
+)
+def test_listeners_that_can_both_bind_are_accepted(bridge: str, sidecar: str) -> None:
+    assert problems({"metrics_listen": sidecar}, metrics={"listen": bridge}) == []
+
+
 @pytest.mark.parametrize("key", ["api_url", "batch_url"])
 def test_credentials_in_the_api_url_are_refused_and_never_echoed(key: str) -> None:
     found = problems({key: f"https://poller:{SECRET}@em.example/api/readings"})

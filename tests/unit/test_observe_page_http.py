@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 from http import HTTPStatus
 from typing import Any
+
+import pytest
 
 from modbus_mqtt_bridge.observe.http import HttpEndpoint
 from modbus_mqtt_bridge.observe.metrics import BridgeMetrics
@@ -148,3 +151,20 @@ def test_side_car_without_api_keeps_the_plain_index() -> None:
         assert _request(port, "GET", "/api/devices")[0] == 404
 
     _serve(endpoint, client)
+
+
+def test_a_guessing_client_gets_one_log_line_not_one_per_guess(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = b'{"register": "setpoint", "value": 1}'
+
+    def guesses(port: int) -> None:
+        for n in range(20):
+            auth = {"Authorization": f"Bearer guess-{n}"}
+            assert _request(port, "POST", "/api/devices/meter1/write", body, auth)[0] == 401
+
+    with caplog.at_level(logging.WARNING, "modbus_mqtt_bridge"):
+        _serve(_endpoint(RecordingApi(), TOKEN), guesses)
+    refused = [r for r in caplog.records if "wrong bearer token" in r.getMessage()]
+    assert len(refused) == 1
+    assert TOKEN not in caplog.text and "guess-" not in caplog.text
