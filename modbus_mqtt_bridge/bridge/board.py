@@ -12,12 +12,11 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import __version__
 from ..config.model import Config, Device
 from ..modbus.health import DeviceHealth
-from ..modbus.wiretime import BusEstimate, estimate_bus
+from ..modbus.wiretime import BusEstimate
 from ..mqtt.buffer import Buffer
 from ..mqtt.payloads import iso_ms
 from ..observe.health import Heartbeat
@@ -168,14 +167,30 @@ class BridgeStatus:
             return False, f"broker {self.config.mqtt.url} not connected"
         return True, "ok"
 
-    def status(self) -> dict[str, object]:
+    def _identity(self, uptime_digits: int) -> dict[str, object]:
+        """What /status and the page's header both start with."""
         return {
             "site": self.config.site,
             "version": __version__,
-            "uptime_s": round(time.time() - self.started, 3),
-            "healthy": self.health()[0],
+            "uptime_s": round(time.time() - self.started, uptime_digits),
+        }
+
+    def _transport(self) -> dict[str, object]:
+        return {
             "broker": {"url": self.config.mqtt.url, "connected": self.broker_connected},
             "buffer": {"readings": len(self.buffer), "dropped": self.buffer.dropped},
+        }
+
+    def _seen(self, device: Device) -> tuple[DeviceRecord, DeviceHealth | None]:
+        """The board's record of a device and its worker's health (None: not polled here)."""
+        record = self.board.devices.get(device.name, DeviceRecord())
+        return record, self.worker_health.get(device.connection, {}).get(device.name)
+
+    def status(self) -> dict[str, object]:
+        return {
+            **self._identity(3),
+            "healthy": self.health()[0],
+            **self._transport(),
             "loop": {
                 "heartbeat_age_s": round(self.heartbeat.age_s(), 3),
                 "lag_s": round(self.heartbeat.lag_s, 4),
@@ -184,8 +199,7 @@ class BridgeStatus:
         }
 
     def _device(self, device: Device) -> dict[str, object]:
-        record = self.board.devices.get(device.name, DeviceRecord())
-        health = self.worker_health.get(device.connection, {}).get(device.name)
+        record, health = self._seen(device)
         return {
             "id": device.id,
             "connection": device.connection,
@@ -207,11 +221,8 @@ class BridgeStatus:
     def api_bridge(self) -> dict[str, object]:
         """The bridge and its connections: the page's header."""
         return {
-            "site": self.config.site,
-            "version": __version__,
-            "uptime_s": round(time.time() - self.started, 1),
-            "broker": {"url": self.config.mqtt.url, "connected": self.broker_connected},
-            "buffer": {"readings": len(self.buffer), "dropped": self.buffer.dropped},
+            **self._identity(1),
+            **self._transport(),
             "readings_per_s": round(self._rate.per_s(self.board.readings_seen), 2),
             "history": self.board.history_size,
             "connections": [self._connection(conn.name) for conn in self.config.connections],
@@ -264,8 +275,7 @@ class BridgeStatus:
         }
 
     def _device_state(self, device: Device) -> dict[str, object]:
-        record = self.board.devices.get(device.name, DeviceRecord())
-        health = self.worker_health.get(device.connection, {}).get(device.name)
+        record, health = self._seen(device)
         state = {None: "unknown", True: "online", False: "offline"}[record.online]
         retry_in = 0.0
         if health is not None and health.failures:
@@ -337,10 +347,6 @@ class Link:
     @property
     def connected(self) -> bool:
         return self._is_connected()
-
-    @classmethod
-    def of(cls, worker: Any) -> Link:
-        return cls(lambda: bool(worker.port.connected), estimate_bus(worker.conn, worker.requests))
 
 
 class _Rate:

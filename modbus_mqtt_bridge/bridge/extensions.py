@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config.model import Config
 from ..errors import MqttError
+from ..modbus.wiretime import estimate_bus
 from ..modbus.worker import Worker
 from ..mqtt.buffer import Buffer
 from ..mqtt.session import Session
@@ -51,7 +52,7 @@ class BridgeExtensions:
             heartbeat=self.heartbeat,
             metrics=metrics,
             health={name: worker.health for name, worker in workers.items()},
-            links={name: Link.of(worker) for name, worker in workers.items()},
+            links={name: _link(worker) for name, worker in workers.items()},
         )
         writes = HttpWrites(commands) if commands is not None else None
         self.http = (
@@ -103,3 +104,8 @@ class BridgeExtensions:
         if not self.session.connected:
             raise MqttError("not connected")
         self.session.publish(topic, payload, qos=1, retain=True)
+
+
+def _link(worker: Worker) -> Link:
+    """The page's view of a connection: its port's state, live, and the bus's planned load."""
+    return Link(lambda: worker.port.connected, estimate_bus(worker.conn, worker.requests))
