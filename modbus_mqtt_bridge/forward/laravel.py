@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from ..mqtt.topics import topic_matches
+
 # Last topic segments that never carry a reading (SPEC 3: `status` and `set` are reserved
 # register names, so these cannot clash with a reading topic).
 NOT_READING_LAST = frozenset({"status", "set"})
@@ -66,17 +68,6 @@ def not_reading_topic(topic: str) -> bool:
     """Status, command and command-result topics ({site}/{device}/{register}/set/result)."""
     parts = topic.split("/")
     return parts[-1] in NOT_READING_LAST or parts[-2:] == ["set", "result"]
-
-
-def topic_matches(pattern: str, topic: str) -> bool:
-    """MQTT filter matching: `+` is one whole level, a last `#` any number (also none)."""
-    want, have = pattern.split("/"), topic.split("/")
-    for i, level in enumerate(want):
-        if level == "#":
-            return True
-        if i >= len(have) or (level != "+" and level != have[i]):
-            return False
-    return len(want) == len(have)
 
 
 def reading_item(topic: str, data: Mapping[str, object]) -> Item | Ignored:

@@ -414,13 +414,6 @@ def _build_client(
     return client
 
 
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT wildcard match (+, #), shared subscriptions' $share/group/ prefix removed."""
-    if topic_filter.startswith("$share/"):
-        topic_filter = topic_filter.split("/", 2)[2]
-    return bool(paho.topic_matches_sub(topic_filter, topic))
-
-
 _TLS_HINT = " (is this a TLS port? mqtts:// needs the broker's TLS listener, often 8883)"
 
 

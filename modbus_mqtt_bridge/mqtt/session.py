@@ -23,7 +23,8 @@ from typing import Any
 from ..errors import MqttError
 from ..observe.metrics import BridgeMetrics
 from ..retry import backoff_delay
-from .port import Message, MqttPort, OnMessage, PublishProperties, Will, topic_matches
+from .port import Message, MqttPort, OnMessage, PublishProperties, Will
+from .topics import topic_matches
 
 log = logging.getLogger(__name__)
 

@@ -64,3 +64,20 @@ def is_reading_topic(topic: str) -> bool:
     """site/device/register, excluding status and the bridge's own topics."""
     parts = topic.split("/")
     return len(parts) == 3 and parts[2] not in (STATUS, SET) and parts[1] != BRIDGE
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT filter matching (MQTT 5 section 4.7): `+` is one whole level, a last `#` any
+    number of levels (also none); a shared subscription's `$share/group/` prefix is not
+    part of the filter; a wildcard first level never matches a `$SYS`-style topic."""
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2]
+    want, have = topic_filter.split("/"), topic.split("/")
+    if topic.startswith("$") and want[0] in ("+", "#"):
+        return False
+    for i, level in enumerate(want):
+        if level == "#":
+            return True
+        if i >= len(have) or (level != "+" and level != have[i]):
+            return False
+    return len(want) == len(have)
