@@ -73,6 +73,7 @@ class Pipeline:
         self._drain_wake = asyncio.Event()
         self._acked: list[int] = []
         self._storage_failures = 0
+        self._flush_retry_at = 0.0  # monotonic: after a failed delete, no retry per PUBACK
         self._storage_log = Throttle(STORAGE_LOG_EVERY_S)
         self._dropped_seen = 0
         self._drop_logged_at = -DROP_LOG_EVERY_S
@@ -249,6 +250,7 @@ class Pipeline:
             log.warning("buffer writable again")
             self._storage_log.reset()
         self._storage_failures = 0
+        self._flush_retry_at = 0.0  # monotonic: after a failed delete, no retry per PUBACK
 
     # -- replay ----------------------------------------------------------------------
 
@@ -286,6 +288,10 @@ class Pipeline:
     async def _drain(self) -> None:
         while self.port.connected and len(self.buffer) > 0:
             self._flush_acked()
+            if self._acked:
+                # Acked rows the buffer would not delete: peeking again would send them
+                # again. Leave, so the caller backs off before the next try.
+                return
             if len(self._inflight) >= DRAIN_WINDOW:
                 await asyncio.sleep(0.005)  # wait for PUBACKs to open the window
                 continue
@@ -307,7 +313,11 @@ class Pipeline:
         for row in rows:
             try:
                 mid = self.port.publish(row.topic, row.payload, row.qos, row.retain)
-            except MqttError:
+            except MqttError as exc:
+                # Refused while connected (as in send()): the link is unusable, and
+                # re-peeking the same rows at once would spin. Drop it; the reconnect replays.
+                log.warning("replay refused: %s", exc)
+                self.port.abort(f"publish refused: {exc}")
                 return
             self._drain_cursor = row.id
             if row.qos == 0:
@@ -324,18 +334,21 @@ class Pipeline:
         if not self._inflight:
             self.port.on_ack = None
 
-    def _flush_acked(self) -> None:
+    def _flush_acked(self, force: bool = False) -> None:
         """Acked rows leave the buffer. Never raises (it runs in paho's ack callback): when
         the delete fails they stay listed and the drain retries; worst case, after a crash,
         they are sent once more, as QoS 1 allows."""
-        if not self._acked:
-            return
+        if not self._acked or (not force and time.monotonic() < self._flush_retry_at):
+            return  # a delete just failed: each try may wait out busy_timeout on the loop
         try:
             self.buffer.remove(self._acked)
         except StorageError as exc:
             self._storage_failed(exc)
+            delay = backoff_delay(self._storage_failures, 0.5, 30.0)
+            self._flush_retry_at = time.monotonic() + delay
             self._drain_wake.set()
             return
+        self._flush_retry_at = 0.0
         self._acked = []
         self._update_buffer_metrics()
 
@@ -359,7 +372,7 @@ class Pipeline:
         rest (taken back from paho) is in it; then the buffer is closed, whatever failed."""
         try:
             self._take_back()  # a no-op when the disconnect already did it
-            self._flush_acked()
+            self._flush_acked(force=True)  # the last chance before the buffer closes
             try:
                 self._write_held()
             except StorageError as exc:

@@ -15,7 +15,7 @@ import os
 import signal
 import sqlite3
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,8 @@ import pytest
 from modbus_mqtt_bridge.bridge.service import Bridge, run_until_signalled
 from modbus_mqtt_bridge.config.load import load_config
 from modbus_mqtt_bridge.config.model import Config, Connection
-from modbus_mqtt_bridge.errors import MqttError
-from modbus_mqtt_bridge.mqtt.buffer import DiskBuffer
+from modbus_mqtt_bridge.errors import MqttError, StorageError
+from modbus_mqtt_bridge.mqtt.buffer import Buffer, DiskBuffer
 from modbus_mqtt_bridge.observe.metrics import BridgeMetrics
 from tests.component.clock import run_virtual
 from tests.component.fakes import FakeBroker, FakeModbusPort, FakeMqttPort
@@ -60,7 +60,7 @@ def _config(tmp_path: Path, buffer: bool = True) -> Config:
 class Rig:
     """One bridge generation on fake ports; `run(scenario)` drives it in virtual time."""
 
-    def __init__(self, config: Config, broker: FakeBroker) -> None:
+    def __init__(self, config: Config, broker: FakeBroker, buffer: Buffer | None = None) -> None:
         self.config = config
         self.broker = broker
         self.mqtt = FakeMqttPort(broker, config.mqtt)
@@ -71,6 +71,7 @@ class Rig:
             self.metrics,
             mqtt_port=self.mqtt,
             modbus_port=self._modbus,  # type: ignore[arg-type]
+            buffer=buffer,
         )
 
     def _modbus(self, conn: Connection) -> FakeModbusPort:
@@ -246,6 +247,45 @@ def test_a_locked_buffer_loses_nothing(tmp_path: Path) -> None:
     assert_complete(values(broker.on(A)))
     assert_complete(values(broker.on(B)))
     assert rig.bridge.pipeline.buffer.dropped == 0
+
+
+class DeletesRefused(DiskBuffer):
+    """A disk that takes inserts but refuses deletes (a lock held, a remount) on demand."""
+
+    refuse = False
+    attempts = 0
+
+    def remove(self, ids: Iterable[int]) -> None:
+        self.attempts += 1
+        if self.refuse:
+            raise StorageError("buffer.path: database is locked")
+        super().remove(ids)
+
+
+@pytest.mark.timeout(30)  # the old drain spun on the loop forever, re-sending
+def test_acked_rows_the_buffer_will_not_delete_are_not_sent_again(tmp_path: Path) -> None:
+    """The replay was acked but the delete failed: the drain backs off, it does not peek
+    the same rows again and again (it re-sent the whole buffer in a loop)."""
+    config = _config(tmp_path)
+    buffer = DeletesRefused(str(tmp_path / "buffer.db"), 1000)
+    broker = FakeBroker(up=False)
+    tries: list[int] = []
+
+    async def scenario(rig: Rig) -> None:
+        await asyncio.sleep(5.5)  # an outage: everything goes to the buffer
+        buffer.refuse = True
+        broker.up = True
+        await asyncio.sleep(30)
+        tries.append(buffer.attempts)
+        buffer.refuse = False
+        await asyncio.sleep(60)
+
+    Rig(config, broker, buffer).run(scenario)
+    for topic in (A, B):
+        got = values(broker.on(topic))
+        assert len(got) == len(set(got)), f"{topic} sent twice: {got}"
+        assert_complete(got)
+    assert tries[0] < 40  # retried with a backoff, not on every PUBACK or loop turn
 
 
 def test_a_clean_stop_says_each_device_offline_then_the_bridge(tmp_path: Path) -> None:
