@@ -57,13 +57,11 @@ class Counter:
         self.ticks = 0
         self.failures = 0
 
-    def on_readings(
+    def on_tick(
         self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
     ) -> None:
-        self.failures += len(failures)
-
-    def on_tick_end(self, device: Device) -> None:
         self.ticks += 1
+        self.failures += len(failures)
 
     def on_status(self, status: DeviceStatus) -> None:
         return

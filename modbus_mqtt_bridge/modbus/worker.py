@@ -153,7 +153,7 @@ class Worker:
             await self._execute(due)
 
     async def _execute(self, requests: Sequence[ReadRequest]) -> None:
-        """Run requests grouped per device, so each device's tick ends once."""
+        """Run requests grouped per device, so each device's tick is delivered once."""
         by_device: dict[str, list[ReadRequest]] = {}
         for request in requests:
             by_device.setdefault(request.device.name, []).append(request)
@@ -168,51 +168,35 @@ class Worker:
     async def _poll_device(
         self, device: Device, requests: list[ReadRequest], health: DeviceHealth
     ) -> None:
-        """Each request's results go on as soon as it is decoded; the tick ends after the
-        last one (or a failing link) and before a command that arrives mid-poll."""
-        handed = False  # results went to the sink since the tick (or its part) began
+        readings: list[Reading] = []
+        failures: list[ReadFailure] = []
         for request in requests:
-            if handed and not self._jobs.empty():
-                # A command may write what was just read: the readings so far are complete
-                # (device payload included) before it runs, so a value read before a write
-                # never follows the write's result (SPEC 3).
-                self._end_tick(device)
-                handed = False
+            if not self._jobs.empty() and (readings or failures):
+                # A command may write what was just read: deliver those readings first, so
+                # a value read before a write never follows the write's result (SPEC 3).
+                self._hand_off(device, readings, failures)
+                readings, failures = [], []
             await self._run_jobs()
-            readings: list[Reading] = []
-            failures: list[ReadFailure] = []
-            link_failed = False
             try:
                 await self._read_values(request, readings, failures)
             except ModbusExceptionResponse as exc:
                 failures.extend(_fail_all(request, f"device answered {exc}"))
+                continue
             except ModbusError as exc:
                 self._exchange_failed(device, health, exc)
                 failures.extend(_fail_all(request, str(exc)))
-                link_failed = True
-            if readings or failures:
-                self._hand_off(device, readings, failures)
-                handed = True
-            if link_failed:
                 break
         else:
             self._device_answered(device, health)
-        if handed:
-            self._end_tick(device)
+        if readings or failures:
+            self._hand_off(device, readings, failures)
 
     def _hand_off(
         self, device: Device, readings: list[Reading], failures: list[ReadFailure]
     ) -> None:
-        """One request's results to the pipeline."""
-        self._guarded(device, self.sink.on_readings, device, readings, failures)
-
-    def _end_tick(self, device: Device) -> None:
-        self._guarded(device, self.sink.on_tick_end, device)
-
-    def _guarded(self, device: Device, call: Callable[..., None], *args: object) -> None:
-        """A bug behind the sink must not stop this connection's polling."""
+        """To the pipeline; a bug behind it must not stop this connection's polling."""
         try:
-            call(*args)
+            self.sink.on_tick(device, readings, failures)
         except Exception as exc:  # counted and logged; polling goes on
             if self.metrics is not None:
                 self.metrics.handoff_errors.labels(self.conn.name).inc()

@@ -195,8 +195,7 @@ def test_a_failing_hand_off_is_counted_and_polling_goes_on(tmp_path: Path) -> No
 
     async def scenario(rig: Rig) -> None:
         await asyncio.sleep(2.5)
-        pipeline = rig.bridge.pipeline
-        real = pipeline.on_readings
+        real = rig.bridge.pipeline.on_tick
         calls = {"n": 0}
 
         def broken(*args: object) -> None:
@@ -206,13 +205,7 @@ def test_a_failing_hand_off_is_counted_and_polling_goes_on(tmp_path: Path) -> No
             real(*args)  # type: ignore[arg-type]
 
         rig.bridge.board.inner = type(
-            "S",
-            (),
-            {
-                "on_readings": staticmethod(broken),
-                "on_tick_end": pipeline.on_tick_end,
-                "on_status": pipeline.on_status,
-            },
+            "S", (), {"on_tick": staticmethod(broken), "on_status": rig.bridge.pipeline.on_status}
         )()
         await asyncio.sleep(5)
 
