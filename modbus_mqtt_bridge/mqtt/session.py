@@ -163,8 +163,11 @@ class Session:
             for callback in self._connect_callbacks:
                 try:
                     callback()
-                except MqttError:
-                    raise
+                except MqttError as exc:
+                    if not self.port.connected:
+                        raise
+                    # one refused publish (paho's queue full) must not skip the others
+                    log.warning("connect callback: %s", exc)
                 except Exception:
                     log.exception("connect callback failed")  # a bug there ends nothing
         except MqttError as exc:

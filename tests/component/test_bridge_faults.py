@@ -25,6 +25,8 @@ from modbus_mqtt_bridge.config.load import load_config
 from modbus_mqtt_bridge.config.model import Config, Connection
 from modbus_mqtt_bridge.errors import MqttError, StorageError
 from modbus_mqtt_bridge.mqtt.buffer import Buffer, DiskBuffer
+from modbus_mqtt_bridge.mqtt.port import Will
+from modbus_mqtt_bridge.mqtt.session import Session
 from modbus_mqtt_bridge.observe.metrics import BridgeMetrics
 from tests.component.clock import run_virtual
 from tests.component.fakes import FakeBroker, FakeModbusPort, FakeMqttPort
@@ -386,3 +388,28 @@ def test_a_stop_with_a_disk_buffer_says_the_readings_are_kept(
         Rig(_config(tmp_path), broker).run(scenario)
     assert any("kept in the buffer for the next start" in r.getMessage() for r in caplog.records)
     assert not any("kept in memory only" in r.getMessage() for r in caplog.records)
+
+
+def test_one_refused_publish_in_a_connect_callback_does_not_skip_the_others() -> None:
+    """Paho's queue full during the announce: later callbacks (discovery, sd_notify) run."""
+    broker = FakeBroker()
+    port = FakeMqttPort(broker)
+    session = Session(port, Will("comp/bridge/status", "online"), None)  # type: ignore[arg-type]
+    ran: list[str] = []
+
+    def refused() -> None:
+        ran.append("statuses")
+        raise MqttError("publish failed: queue full")
+
+    session.on_connected(refused)
+    session.on_connected(lambda: ran.append("discovery"))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(session.run(stop))
+        await asyncio.wait_for(session.connected_event.wait(), 5)
+        stop.set()
+        await running
+
+    run_virtual(main)
+    assert ran == ["statuses", "discovery"]
