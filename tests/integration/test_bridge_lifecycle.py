@@ -6,7 +6,6 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from tests.support.bridge import BridgeProcess, BridgeThread
 from tests.support.configs import config_from, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port
+from tests.support.process import run_cli
 from tests.support.sim import SimThread
 from tests.support.subscriber import Subscriber
 from tests.support.tls import make_certs
@@ -227,54 +227,43 @@ def test_wrong_password_is_a_clear_error_not_a_tight_loop(tmp_path: Path) -> Non
         mq.close()
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modbus_mqtt_bridge", *args],
-        cwd=cwd,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_once_json_dry_run_and_failure_exit(tmp_path: Path, broker: Mosquitto) -> None:
     port = free_port()
     path = write_config(tmp_path, _simple_yaml(broker.url, port, site="once"))
     sim = SimThread(load_config(path, env={})).start()
     sim.set_value("meter1", "voltage", 231.5)
     try:
-        result = _cli("once", "-c", str(path), "--dry-run", "--json", cwd=tmp_path)
+        result = run_cli("once", "-c", str(path), "--dry-run", "--json", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         lines = [json.loads(line) for line in result.stdout.splitlines()]
         assert [(p["parameter"], p["value"], p["unit"]) for p in lines] == [
             ("Voltage (L-N)", 231.5, "V")
         ]
-        table = _cli("once", "-c", str(path), "--dry-run", cwd=tmp_path)
+        table = run_cli("once", "-c", str(path), "--dry-run", cwd=tmp_path)
         assert table.returncode == 0 and "231.5" in table.stdout and "voltage" in table.stdout
         sub = Subscriber(broker.port, "once/#")
-        published = _cli("once", "-c", str(path), cwd=tmp_path)
+        published = run_cli("once", "-c", str(path), cwd=tmp_path)
         assert published.returncode == 0, published.stderr
         assert sub.wait_for("once/meter1/voltage")[0].json()["value"] == 231.5
         sub.close()
     finally:
         sim.stop()
-    failed = _cli("once", "-c", str(path), "--dry-run", cwd=tmp_path)
+    failed = run_cli("once", "-c", str(path), "--dry-run", cwd=tmp_path)
     assert failed.returncode == 1
     assert "meter1" in failed.stdout and "Traceback" not in failed.stderr
 
 
 def test_validate_prints_the_plan_and_exit_codes(tmp_path: Path) -> None:
     good = write_config(tmp_path, _simple_yaml("mqtt://127.0.0.1:1883", 1502), "good.yaml")
-    ok = _cli("validate", "-c", str(good), cwd=tmp_path)
+    ok = run_cli("validate", "-c", str(good), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "meter1" in ok.stdout and "request" in ok.stdout
     bad = write_config(
         tmp_path, _simple_yaml("mqtt://127.0.0.1:1883", 1502).replace("float32", "flot"), "bad.yaml"
     )
-    result = _cli("validate", "-c", str(bad), cwd=tmp_path)
+    result = run_cli("validate", "-c", str(bad), cwd=tmp_path)
     assert result.returncode == 2
     assert "devices[0].registers[0].type" in result.stderr and "float32" in result.stderr
     assert "Traceback" not in result.stderr
-    missing = _cli("validate", "-c", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    missing = run_cli("validate", "-c", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr

@@ -75,6 +75,12 @@ class Rig:
                 f"a reading on {topic} read after {after:.1f}",
             )
 
+    def blackhole_until_noticed(self) -> None:
+        """The route dies silently; wait until the bridge drops the dead link itself."""
+        before = self.proxy.connections
+        self.proxy.blackhole()
+        wait_until(lambda: _noticed(self.proxy, before), 40, "the bridge to notice")
+
     def steady(self) -> None:
         """Readings flow live: the first ones, read before the connection, are replayed."""
         self.flowing(after=time.time() + 1)
@@ -148,9 +154,7 @@ def test_blackhole_that_recovers_after_the_bridge_noticed(quick_rig: Rig) -> Non
     try:
         started = time.time()
         rig.steady()
-        before = rig.proxy.connections
-        rig.proxy.blackhole()
-        wait_until(lambda: _noticed(rig.proxy, before), 40, "the bridge to notice")
+        rig.blackhole_until_noticed()
         time.sleep(1)  # a little more outage after the bridge noticed
         killed = time.time()
         proc.kill()
@@ -219,9 +223,7 @@ def test_sighup_during_an_outage_keeps_what_paho_held(quick_rig: Rig) -> None:
     try:
         started = time.time()
         rig.steady()
-        before = rig.proxy.connections
-        rig.proxy.blackhole()
-        wait_until(lambda: _noticed(rig.proxy, before), 40, "the bridge to notice")
+        rig.blackhole_until_noticed()
         proc.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "config reloaded" in proc.output(), 30, "the reload")
         rig.proxy.pass_through()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from tests.support.bridge import BridgeThread
 from tests.support.configs import config_from, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import wait_until
+from tests.support.process import run_cli
 from tests.support.pty import PtyPair
 from tests.support.sim import SimThread
 
@@ -140,17 +139,6 @@ def test_a_bit_by_default_is_read_modify_write(line: Line) -> None:
 # -- the port is the bridge's alone ----------------------------------------------------
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modbus_mqtt_bridge", *args],
-        cwd=cwd,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_a_second_opener_of_the_bridges_port_is_told_to_use_mqtt(
     line: Line, tmp_path: Path, broker: Mosquitto
 ) -> None:
@@ -160,8 +148,8 @@ def test_a_second_opener_of_the_bridges_port_is_told_to_use_mqtt(
     try:
         wait_until(line.requests_received, 15, "the bridge to poll the line")
         polled = len(line.requests_received())
-        write = _cli("write", "-c", str(path), "plc", "mode", "7", cwd=tmp_path)
-        read = _cli("read", "--serial", str(line.pty.a), "--address", "40004", cwd=tmp_path)
+        write = run_cli("write", "-c", str(path), "plc", "mode", "7", cwd=tmp_path)
+        read = run_cli("read", "--serial", str(line.pty.a), "--address", "40004", cwd=tmp_path)
         for done in (write, read):
             assert done.returncode == 1, (done.stdout, done.stderr)
             assert "Traceback" not in done.stderr

@@ -39,3 +39,15 @@ class LoggedProcess:
     def close(self) -> None:
         if self.proc.poll() is None:
             self.kill()
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """One `modbus-mqtt-bridge` command to its end (60 s at most): exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "modbus_mqtt_bridge", *args],
+        cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
