@@ -395,7 +395,9 @@ def run_scenario(
     size = round(r["payload_bytes"]) or FALLBACK_PAYLOAD_BYTES
     for mode in args.floors:
         progress(f"  floor ({mode}): {secs} x {per_tick:,} messages of {size} bytes")
-        f = run_floor(procs, workdir, mqtt_port, arrivals, mode, secs, per_tick, s.registers, size)
+        f = run_floor(
+            procs, workdir, mqtt_port, arrivals, mode, secs, per_tick, s.registers, size, s.qos
+        )
         result[f"floor_{mode.replace('-', '_')}"] = f
         progress(
             f"  floor ({mode}): {f['cpu_us_per_msg']:.1f} us/publish, "
@@ -477,6 +479,7 @@ def run_floor(
     per_tick: int,
     batch: int,
     size: int,
+    qos: int = 0,
 ) -> dict[str, Any]:
     log = workdir / f"floor-{mode}.log"
     with contextlib.suppress(FileNotFoundError):
@@ -486,7 +489,7 @@ def run_floor(
         f"floor ({mode})",
         [PY, str(BENCH / "floor.py"), "--port", str(mqtt_port), "--mode", mode,
          "--ticks", str(ticks), "--per-tick", str(per_tick), "--batch", str(batch),
-         "--size", str(size)],
+         "--size", str(size), "--qos", str(qos)],
         log,
         cwd=ROOT,
         env=CHILD_ENV,

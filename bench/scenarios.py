@@ -59,6 +59,10 @@ def bridge_yaml(s: Scenario, mqtt_port: int, modbus_ports: list[int]) -> str:
         "  per_register: true",
         "  device_payload: false",
         "logging: {level: WARNING}",
+        # Never the default state directory: one shared buffer.db would hand a stopped
+        # bench bridge's unacknowledged QoS 1 readings to the next bridge started anywhere
+        # on the machine, which replays them into its own run (counted, and extra load).
+        'buffer: {path: ":memory:"}',
         "connections:",
     ]
     lines += [
