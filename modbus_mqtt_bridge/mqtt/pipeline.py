@@ -76,7 +76,8 @@ class Pipeline:
         self._storage_log = Throttle(STORAGE_LOG_EVERY_S)
         self._dropped_seen = 0
         self._drop_logged_at = -DROP_LOG_EVERY_S
-        self._parts: dict[tuple[str, str], tuple[str, payloads.ReadingTemplate]] = {}
+        # device -> register -> (topic, JSON template): rendered once, looked up by name
+        self._parts: dict[str, dict[str, tuple[str, payloads.ReadingTemplate]]] = {}
         # first of the connect callbacks: device statuses right behind the bridge's own
         session.on_connected(self._on_connected)
         session.on_disconnected(self._take_back)
@@ -89,11 +90,7 @@ class Pipeline:
         now = asyncio.get_running_loop().time()
         out: list[Row] = []
         if self.config.mqtt.per_register:
-            for reading in readings:
-                if self.filter.admit(reading, now):
-                    topic, template = self._render_parts(device, reading)
-                    payload = payloads.render(template, reading.value, reading.ts_ms)
-                    out.append((topic, payload, self.qos, self.retain))
+            out = self._reading_rows(device, readings, now)
         if self.config.mqtt.device_payload and readings:
             # every register's latest value, not only this tick's (intervals differ)
             latest = self._latest.setdefault(device.name, {})
@@ -114,15 +111,29 @@ class Pipeline:
                 self.metrics.read_errors.labels(device.name).inc(len(failures))
         self.send(out)
 
-    def _render_parts(
-        self, device: Device, reading: Reading
-    ) -> tuple[str, payloads.ReadingTemplate]:
-        key = (device.name, reading.register.name)
-        parts = self._parts.get(key)
+    def _reading_rows(self, device: Device, readings: Sequence[Reading], now: float) -> list[Row]:
+        """(topic, payload, qos, retain) of each reading the filter admits: the hot path, so
+        a register's topic and JSON template are rendered once and looked up by name (never
+        by hashing the frozen dataclasses), and a timestamp is formatted once per distinct
+        ts (a request's readings share one)."""
+        parts = self._parts.get(device.name)
         if parts is None:
-            topic = topics.reading(self.site, device.name, reading.register.name)
-            parts = self._parts[key] = (topic, payloads.reading_template(device, reading.register))
-        return parts
+            parts = self._parts[device.name] = {}
+        admit, qos, retain = self.filter.admit, self.qos, self.retain
+        rows: list[Row] = []
+        stamp_ms, stamp = -1, ""
+        for reading in readings:
+            if not admit(reading, now):
+                continue
+            register = reading.register
+            part = parts.get(register.name)
+            if part is None:
+                topic = topics.reading(self.site, device.name, register.name)
+                part = parts[register.name] = (topic, payloads.reading_template(device, register))
+            if reading.ts_ms != stamp_ms:
+                stamp_ms, stamp = reading.ts_ms, payloads.iso_ms(reading.ts_ms)
+            rows.append((part[0], payloads.render(part[1], reading.value, stamp), qos, retain))
+        return rows
 
     def on_status(self, status: DeviceStatus) -> None:
         self.statuses[status.device.name] = status
@@ -154,6 +165,14 @@ class Pipeline:
         if not messages:
             return
         if self.port.connected and not self._held and len(self.buffer) == 0:
+            if self.qos == 0:  # nothing to track: the whole batch in one write
+                try:
+                    self.port.publish_qos0(messages)
+                except MqttError as exc:
+                    log.warning("publish refused: %s", exc)
+                    self.port.abort(f"publish refused: {exc}")
+                    self._store(messages)
+                return
             sent = 0
             live = self._live
             try:

@@ -20,7 +20,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..config.model import MqttConfig
 from ..errors import MqttError
+from .packets import QoS0Message, qos0_publishes
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,18 @@ class MqttPort:
         if not accepted:
             raise MqttError(f"publish to {topic!r} failed: {paho.error_string(info.rc)}")
         return info.mid
+
+    def publish_qos0(self, messages: Sequence[QoS0Message]) -> None:
+        """Queue QoS 0 messages as one write (mqtt/packets.py): the bytes paho would send,
+        in order behind what paho already queued, for one queue entry instead of one each."""
+        client = self._client
+        if not messages:
+            return
+        if client._sock is None:  # as paho's publish: QoS 0 is never kept for later
+            raise MqttError("publish failed: The client is not currently connected.")
+        data = qos0_publishes(messages, v5=self._v5)
+        # mid 0 is no message id paho hands out (1..65535): an on_ack for it is ignored
+        client._packet_queue(paho.PUBLISH, data, 0, 0, paho.MQTTMessageInfo(0))
 
     def subscribe(self, topic: str, qos: int = 1, *, retain_as_published: bool = False) -> None:
         """retain_as_published (MQTT 5): keep the retain flag on live messages too, so a
