@@ -118,7 +118,9 @@ async def run_asyncio(
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--mode", choices=("thread", "asyncio", "asyncio-noack", "asyncio-batch"), default="thread")
+    p.add_argument(
+        "--mode", choices=("thread", "asyncio", "asyncio-noack", "asyncio-batch"), default="thread"
+    )
     p.add_argument("--ticks", type=int, default=10)
     p.add_argument("--per-tick", type=int, required=True)
     p.add_argument("--batch", type=int, required=True)

@@ -618,7 +618,9 @@ def main() -> int:
     p.add_argument("--measure", type=int, default=10, help="seconds measured per scenario")
     p.add_argument("--refresh", type=float, default=1.0, help="simulator value refresh (s)")
     p.add_argument("--simulators", type=int, default=None, help="simulator processes")
-    p.add_argument("--floors", default="thread,asyncio", help="thread,asyncio,asyncio-noack,asyncio-batch")
+    p.add_argument(
+        "--floors", default="thread,asyncio", help="thread,asyncio,asyncio-noack,asyncio-batch"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs)")
     p.add_argument("--profile", type=Path, default=None, help="py-spy the bridge into this dir")
