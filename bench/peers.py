@@ -71,7 +71,10 @@ class Peer:
     pins: tuple[str, ...]  # pip requirements, installed together into the peer's venv
     script: str  # console script in the venv's bin/
     check: str  # a Python import that must work in the venv
+    # argv of each process for (scenario, work dir, MQTT port, Modbus ports, venv bin/)
     processes: Callable[[Scenario, Path, int, list[int], Path], list[list[str]]]
+    topic: Callable[[int, int], str]  # (device i, value j) -> the topic it publishes on
+    raw: Callable[[str], bytes]  # payload -> the value's 4 bytes, as on the wire
 
 
 # -- modbus4mqtt --------------------------------------------------------------------------
@@ -112,14 +115,9 @@ def m4m_processes(
         cfg.write_text(m4m_yaml(s, port))
         argvs.append(
             [str(bindir / "modbus4mqtt"), "--hostname", "127.0.0.1", "--port", str(mqtt_port),
-             "--config", str(cfg), "--mqtt_topic_prefix", f"{run_topic_root(i)}/"]
+             "--config", str(cfg), "--mqtt_topic_prefix", f"{SITE}/{device_name(i)}/"]
         )  # fmt: skip
     return argvs
-
-
-def run_topic_root(i: int) -> str:
-    """The bridge's topic root for device i (SPEC: {site}/{device}/{register})."""
-    return f"{SITE}/{device_name(i)}"
 
 
 MODBUS4MQTT = Peer(
@@ -129,6 +127,9 @@ MODBUS4MQTT = Peer(
     script="modbus4mqtt",
     check="import modbus4mqtt.modbus4mqtt",
     processes=m4m_processes,
+    # the bridge's topics exactly (SPEC: {site}/{device}/{register})
+    topic=lambda i, j: f"{SITE}/{device_name(i)}/{register_name(j)}",
+    raw=lambda payload: int(payload).to_bytes(4, "big"),  # the uint32 of the two registers
 )
 PEERS = {p.name: p for p in (MODBUS4MQTT,)}
 
@@ -299,22 +300,29 @@ def _arrival_times(arrivals: Arrivals, t0: float, t1: float) -> list[float]:
 
 
 def spot_check(peer: Peer, bindir: Path, s: Scenario, procs: Procs, workdir: Path) -> str:
-    """One device of the peer against its own broker: every topic arrives, with a float32.
+    """One device of the peer: every value arrives on its topic, equal to the simulator's.
 
-    Its own broker, so these topics never reach the counter of the measured runs.
+    Its own broker, so these topics never reach the counter of the measured runs; the
+    simulator's values stay put (no refresh) and are read here with pymodbus to compare.
     """
-    broker, port = run.start_broker(procs, workdir / "spot")
+    spot = workdir / "spot"
+    broker, port = run.start_broker(procs, spot)
     ports = free_ports(s.devices)
-    _, sim_cfgs = write_configs(s, workdir / "spot", port, ports)
-    (sim,) = start_simulators(sim_cfgs[:1], procs, workdir / "spot", "spot", 1.0)
+    _, sim_cfgs = write_configs(s, spot, port, ports)
+    (sim,) = start_simulators(sim_cfgs[:1], procs, spot, "spot", 1e6)
     child = None
     try:
         wait_for(lambda: port_open(ports[0]), 90, "the simulator", [sim], every=0.2)
-        argv = peer.processes(s, workdir / "spot", port, ports, bindir)[0]
-        child = procs.spawn(f"{peer.name} (spot check)", argv, workdir / "spot" / "peer.log")
+        want = simulator_values(ports[0], s.registers)
+        argv = peer.processes(s, spot, port, ports, bindir)[0]
+        child = procs.spawn(f"{peer.name} (spot check)", argv, spot / "peer.log")
+        topics = {peer.topic(0, j): j for j in range(s.registers)}
+        filters = [
+            x for f in sorted({t.rsplit("/", 1)[0] + "/+" for t in topics}) for x in ("-t", f)
+        ]
         got = subprocess.run(
-            ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", f"{run_topic_root(0)}/+",
-             "-v", "-C", str(2 * s.registers + 1), "-W", "20"],
+            ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), *filters, "-v",
+             "-C", str(2 * s.registers + 5), "-W", "20"],
             capture_output=True, text=True, timeout=30, check=False,
         ).stdout  # fmt: skip
         child.check_alive()
@@ -322,23 +330,52 @@ def spot_check(peer: Peer, bindir: Path, s: Scenario, procs: Procs, workdir: Pat
         for c in (child, sim, broker):
             if c is not None:
                 procs.stop(c)
-    seen: dict[str, float] = {}
+    seen: dict[int, bytes] = {}
     for line in got.splitlines():
         topic, _, payload = line.partition(" ")
-        with contextlib.suppress(ValueError, struct.error):
-            seen[topic] = struct.unpack(">f", struct.pack(">I", int(payload)))[0]
-    want = {f"{run_topic_root(0)}/{register_name(j)}" for j in range(s.registers)}
-    missing = want - seen.keys()
+        if topic in topics:
+            with contextlib.suppress(ValueError, OverflowError):
+                seen[topics[topic]] = peer.raw(payload)
+    missing = [peer.topic(0, j) for j in range(s.registers) if j not in seen]
     if missing:
         raise BenchError(
-            f"{peer.name} spot check: {len(missing)} of {len(want)} topics did not arrive "
-            f"(e.g. {sorted(missing)[0]}); log:\n{child.log_tail() if child else ''}"
+            f"{peer.name} spot check: {len(missing)} of {s.registers} topics did not arrive "
+            f"(e.g. {missing[0]}); its log:\n{child.log_tail() if child else ''}"
         )
-    bad = [t for t in want if not math.isfinite(seen[t])]
-    if bad:
-        raise BenchError(f"{peer.name} spot check: {bad[0]} is not a float32's bits")
-    sample = f"{register_name(0)} = {seen[f'{run_topic_root(0)}/{register_name(0)}']:.6g}"
-    return f"{len(want)} of {len(want)} topics arrived, payloads float32 bits ({sample})"
+    wrong = [j for j in range(s.registers) if seen[j] != want[j]]
+    if wrong:
+        j = wrong[0]
+        raise BenchError(
+            f"{peer.name} spot check: {len(wrong)} values differ from the simulator's, e.g. "
+            f"{peer.topic(0, j)}: {seen[j].hex()} instead of {want[j].hex()}"
+        )
+    first = struct.unpack(">f", want[0])[0]
+    return (
+        f"{s.registers} of {s.registers} topics arrived, every value equal to the "
+        f"simulator's float32 (e.g. {peer.topic(0, 0)} = {first:.6g})"
+    )
+
+
+def simulator_values(port: int, registers: int) -> list[bytes]:
+    """The 4 bytes of each float32 the simulator serves (registers 40001, 40003, ...)."""
+    from pymodbus.client import ModbusTcpClient  # noqa: PLC0415
+
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=3)
+    try:
+        if not client.connect():
+            raise BenchError(f"spot check: cannot connect to the simulator on port {port}")
+        words: list[int] = []
+        for start in range(0, 2 * registers, 100):
+            reply = client.read_holding_registers(
+                start, count=min(100, 2 * registers - start), device_id=1
+            )
+            if reply.isError():
+                raise BenchError(f"spot check: the simulator answered {reply}")
+            words += reply.registers
+    finally:
+        client.close()
+    data = b"".join(w.to_bytes(2, "big") for w in words)
+    return [data[4 * j : 4 * j + 4] for j in range(registers)]
 
 
 # -- the comparison -----------------------------------------------------------------------
