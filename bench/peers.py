@@ -131,7 +131,54 @@ MODBUS4MQTT = Peer(
     topic=lambda i, j: f"{SITE}/{device_name(i)}/{register_name(j)}",
     raw=lambda payload: int(payload).to_bytes(4, "big"),  # the uint32 of the two registers
 )
-PEERS = {p.name: p for p in (MODBUS4MQTT,)}
+
+
+# -- spicierModbus2mqtt (PyPI: modbus2mqtt) -----------------------------------------------
+
+M2M_MAX_POLL = 100  # registers per poller: it refuses more than 123; 50 float32 each
+M2M_RATE_S = float(INTERVAL_S)  # a poller is due `rate` s after its last poll ended
+
+
+def m2m_csv(s: Scenario, device: str, rate: float) -> str:
+    """Its CSV: pollers of whole float32s (rate in s), then the references they hold."""
+    rows = ["type,topic,col2,col3,col4,col5,col6"]
+    per_poll = M2M_MAX_POLL // 2
+    for first in range(0, s.registers, per_poll):
+        n = min(per_poll, s.registers - first)
+        rows.append(f"poller,{device},1,{2 * first},{2 * n},holding_register,{rate:g}")
+        # its "float32LE" is the high word first (val[0] << 16 | val[1]): the simulator's order
+        rows += [
+            f"reference,{register_name(j)},{2 * j},r,float32LE," for j in range(first, first + n)
+        ]
+    return "\n".join(rows) + "\n"
+
+
+def m2m_processes(
+    s: Scenario, workdir: Path, mqtt_port: int, modbus_ports: list[int], bindir: Path
+) -> list[list[str]]:
+    argvs = []
+    for i, port in enumerate(modbus_ports):
+        cfg = workdir / f"spicier-{device_name(i)}.csv"
+        cfg.write_text(m2m_csv(s, device_name(i), M2M_RATE_S))
+        argvs.append(
+            [str(bindir / "modbus2mqtt"), "--tcp", "127.0.0.1", "--tcp-port", str(port),
+             "--mqtt-host", "127.0.0.1", "--mqtt-port", str(mqtt_port), "--mqtt-topic",
+             f"{SITE}/", "--config", str(cfg), "--always-publish", "--verbosity", "1"]
+        )  # fmt: skip
+    return argvs
+
+
+SPICIER = Peer(
+    name="spicierModbus2mqtt",
+    # unpinned requirements; its calls pass `slave=`, which pymodbus 3.10 renamed
+    pins=("modbus2mqtt==0.73", "pymodbus==3.9.2", "paho-mqtt==2.2.0"),
+    script="modbus2mqtt",
+    check="import modbus2mqtt.modbus2mqtt",
+    processes=m2m_processes,
+    topic=lambda i, j: f"{SITE}/{device_name(i)}/state/{register_name(j)}",
+    raw=lambda payload: struct.pack(">f", float(payload)),  # str() of the float32
+)
+PEERS = {p.name: p for p in (MODBUS4MQTT, SPICIER)}
 
 
 # -- the peer's venv ----------------------------------------------------------------------
@@ -393,52 +440,113 @@ def bridge_args(args: argparse.Namespace) -> argparse.Namespace:
     )
 
 
-def summary(results: list[dict[str, Any]], peer: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for who in ("bridge", peer):
-        runs = [r for r in results if r["who"] == who]
-        us = [r["us_per_value"] for r in runs]
-        out[who] = {
-            "median_us_per_value": statistics.median(us),
-            "us_per_value": [round(x, 2) for x in us],
-            "values_per_s": [round(r["values_per_s"]) for r in runs],
-            "completeness_min": [round(r["completeness_min"], 3) for r in runs],
-            "cpu_share": [r["cpu_share"] for r in runs],
-            "foreign_cpu_cores": [r["foreign_cpu_cores"] for r in runs],
-            "payload_bytes": statistics.median(r["payload_bytes"] for r in runs),
-        }
-    out["ratio"] = out["bridge"]["median_us_per_value"] / out[peer]["median_us_per_value"]
-    out["met"] = out["ratio"] <= TARGET_RATIO
-    return out
+def stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    us = [r["us_per_value"] for r in runs]
+    return {
+        "median_us_per_value": statistics.median(us),
+        "us_per_value": [round(x, 2) for x in us],
+        "values_per_s": [round(r["values_per_s"]) for r in runs],
+        "completeness_min": [round(r["completeness_min"], 3) for r in runs],
+        "cpu_share": [r["cpu_share"] for r in runs],
+        "foreign_cpu_cores": [r["foreign_cpu_cores"] for r in runs],
+        "payload_bytes": statistics.median(r["payload_bytes"] for r in runs),
+    }
+
+
+def rotations(names: list[str], n: int) -> list[str]:
+    """Run n's order: each takes every place in turn, so none always follows the same one."""
+    k = n % len(names)
+    return names[k:] + names[:k]
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def measure_all(
+    s: Scenario,
+    args: argparse.Namespace,
+    bindirs: dict[str, Path],
+    report: dict[str, dict[str, Any]],
+    procs: Procs,
+    workdir: Path,
+) -> list[dict[str, Any]]:
+    """Spot-check each peer, then run the bridge and each peer `--repeat` times, rotating."""
+    results: list[dict[str, Any]] = []
+    for name, bindir in bindirs.items():
+        report[name]["spot_check"] = spot_check(PEERS[name], bindir, s, procs, workdir)
+        run.progress(f"{name} spot check: {report[name]['spot_check']}")
+    broker, mqtt_port = run.start_broker(procs, workdir)
+    arrivals = Arrivals(procs, mqtt_port, workdir / "mosquitto_sub.log")
+    run.wait_subscribed(arrivals, mqtt_port)
+    run.progress(f"mosquitto on port {mqtt_port}, counter subscribed; work dir {workdir}")
+    for n in range(args.repeat):
+        for who in rotations(["bridge", *bindirs], n):
+            run.progress(f"run {n + 1}/{args.repeat}: {who} on {s.label}")
+            if who == "bridge":
+                r = run.run_scenario(
+                    s, bridge_args(args), procs, workdir, broker, mqtt_port, arrivals
+                )
+                r["us_per_value"] = r["bridge_us_per_value"]
+                r["cpu_share"] = r["cpu_share"]["bridge"]
+            else:
+                peer = PEERS[who]
+                r = run_peer(
+                    peer, bindirs[who], s, args, procs, workdir, broker, mqtt_port, arrivals
+                )
+                run.progress(
+                    f"  {who}: {r['values_per_s']:,.0f} values/s, "
+                    f"{r['us_per_value']:.1f} us/value ({r['cpu_share']:.0%} of a core); "
+                    f"other jobs {r['foreign_cpu_cores']:.2f} cores"
+                )
+            results.append({**r, "who": who, "run": n + 1})
+            broker.check_alive()
+    return results
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--peer", default="modbus4mqtt", choices=sorted(PEERS))
+    p.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {list(PEERS)}")
     p.add_argument("--scenario", default="A", help="a key of bench/scenarios.py (default A)")
-    p.add_argument("--repeat", type=int, default=3, help="runs of each, alternating")
+    p.add_argument("--repeat", type=int, default=3, help="runs of each, in rotating order")
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--measure", type=int, default=10, help="seconds measured per run")
     p.add_argument("--refresh", type=float, default=1.0, help="simulator value refresh (s)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs)")
     args = p.parse_args()
-    peer = PEERS[args.peer]
+    wanted = [x for x in args.peers.split(",") if x]
+    unknown = [x for x in wanted if x not in PEERS]
+    if unknown or not wanted:
+        p.error(f"no such peer: {', '.join(unknown) or '(none)'}; known: {', '.join(PEERS)}")
     chosen = [s for s in SCENARIOS if s.key == args.scenario.upper()]
     if not chosen:
         p.error(f"no such scenario: {args.scenario}")
     s = chosen[0]
 
-    bindir = ensure_venv(peer)
-    if isinstance(bindir, str):
-        print(f"skipped: {peer.name}: {bindir}", file=sys.stderr)
+    report: dict[str, dict[str, Any]] = {}
+    bindirs: dict[str, Path] = {}
+    for name in wanted:
+        got = ensure_venv(PEERS[name])
+        if isinstance(got, str):
+            run.progress(f"skipped: {name}: {got}")
+            report[name] = {"skipped": got}
+        else:
+            bindirs[name] = got
+            report[name] = {"pins": list(PEERS[name].pins)}
+    payload: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "scenario": s.key,
+        "target_peer": MODBUS4MQTT.name,
+        "target_ratio": TARGET_RATIO,
+        "loadavg_before": os.getloadavg(),
+        "peers": report,
+    }
+    if not bindirs:
         if args.json:
-            args.json.write_text(json.dumps({"peer": peer.name, "skipped": bindir}))
+            args.json.write_text(json.dumps(payload, indent=1))
         return 0
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-peers-"))
@@ -446,33 +554,8 @@ def main() -> int:
     procs = Procs()
     results: list[dict[str, Any]] = []
     failed = False
-    load = os.getloadavg()
     try:
-        check = spot_check(peer, bindir, s, procs, workdir)
-        run.progress(f"{peer.name} spot check: {check}")
-        broker, mqtt_port = run.start_broker(procs, workdir)
-        arrivals = Arrivals(procs, mqtt_port, workdir / "mosquitto_sub.log")
-        run.wait_subscribed(arrivals, mqtt_port)
-        run.progress(f"mosquitto on port {mqtt_port}, counter subscribed; work dir {workdir}")
-        for n in range(args.repeat):
-            order = ("bridge", peer.name) if n % 2 == 0 else (peer.name, "bridge")
-            for who in order:
-                run.progress(f"run {n + 1}/{args.repeat}: {who} on {s.label}")
-                if who == "bridge":
-                    r = run.run_scenario(
-                        s, bridge_args(args), procs, workdir, broker, mqtt_port, arrivals
-                    )
-                    r["us_per_value"] = r["bridge_us_per_value"]
-                    r["cpu_share"] = r["cpu_share"]["bridge"]
-                else:
-                    r = run_peer(peer, bindir, s, args, procs, workdir, broker, mqtt_port, arrivals)
-                    run.progress(
-                        f"  {peer.name}: {r['values_per_s']:,.0f} values/s, "
-                        f"{r['us_per_value']:.1f} us/value ({r['cpu_share']:.0%} of a core); "
-                        f"other jobs {r['foreign_cpu_cores']:.2f} cores"
-                    )
-                results.append({**r, "who": who, "run": n + 1})
-                broker.check_alive()
+        results = measure_all(s, args, bindirs, report, procs, workdir)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         failed = True
@@ -488,11 +571,13 @@ def main() -> int:
     if failed:
         return 1
 
-    out = summary(results, peer.name)
-    b, q = out["bridge"], out[peer.name]
+    bridge = payload["bridge"] = stats([r for r in results if r["who"] == "bridge"])
+    for name in bindirs:
+        report[name].update(stats([r for r in results if r["who"] == name]))
+        report[name]["ratio"] = bridge["median_us_per_value"] / report[name]["median_us_per_value"]
     print()
     print(f"{s.label}, {args.repeat} runs each, {args.measure} s measured per run")
-    for who, x in ((f"bridge ({run.ROOT.name})", b), (peer.name, q)):
+    for who, x in ((f"bridge ({run.ROOT.name})", bridge), *((n, report[n]) for n in bindirs)):
         print(
             f"{who}: median {x['median_us_per_value']:.1f} us/value (runs "
             f"{', '.join(f'{u:.1f}' for u in x['us_per_value'])}); values/s "
@@ -500,21 +585,19 @@ def main() -> int:
             f"{x['payload_bytes']:.0f} B; other jobs (cores) "
             f"{', '.join(f'{c:.2f}' for c in x['foreign_cpu_cores'])}"
         )
-    verdict = "MET  " if out["met"] else "UNMET"
-    print(f"{verdict} bridge CPU/value <= {TARGET_RATIO} x {peer.name}: {out['ratio']:.2f} x")
+    for name in wanted:
+        x = report[name]
+        if "skipped" in x:
+            print(f"SKIP  {name}: {x['skipped']}")
+        elif name == MODBUS4MQTT.name:
+            verdict = "MET  " if x["ratio"] <= TARGET_RATIO else "UNMET"
+            print(f"{verdict} bridge CPU/value <= {TARGET_RATIO} x {name}: {x['ratio']:.2f} x")
+        else:
+            print(f"INFO  bridge CPU/value = {x['ratio']:.2f} x {name}'s")
+    load = payload["loadavg_before"]
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if args.json:
-        payload = {
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
-            "peer": peer.name,
-            "pins": list(peer.pins),
-            "scenario": s.key,
-            "spot_check": check,
-            "loadavg_before": load,
-            **out,
-            "results": results,
-        }
+        payload["results"] = results
         args.json.write_text(json.dumps(payload, indent=1, default=str))
     return 0
 
