@@ -113,9 +113,31 @@ def bridge_rows(r: Any) -> list[Row]:
     return rows
 
 
+def peer_rows(r: Any) -> list[Row]:
+    target = "per-register: CPU/value <= 0.5 x modbus4mqtt"
+    if r is None:
+        return [(target, "failed", "", "")]
+    rows: list[Row] = []
+    for name, x in r["peers"].items():
+        goal = target if name == r["target_peer"] else f"per-register: CPU/value against {name}"
+        if "skipped" in x:
+            rows.append((goal, f"skipped: {x['skipped']}", "", ""))
+            continue
+        verdict = _verdict(x["ratio"] <= r["target_ratio"]) if goal == target else "informational"
+        rows.append(
+            (
+                goal,
+                f"{r['bridge']['median_us_per_value']:.1f} µs = {x['ratio']:.2f} x",
+                f"{name} {x['median_us_per_value']:.1f} µs (medians, {len(x['us_per_value'])} "
+                f"runs each, scenario {r['scenario']})",
+                verdict,
+            )
+        )
+    return rows
+
+
 NOT_MEASURED = [
     "per-register, QoS 1: CPU/value <= 1.25 x bare paho loop",
-    "per-register: CPU/value <= 0.5 x modbus4mqtt",
     "ceiling: sustained rate >= 0.8 x the bare paho loop's on one core",
     "scale: 1,000 devices x 20 registers (completeness, lateness, RSS)",
     "side-car: 670 readings/s through the batch URL with < 25 % of a core",
@@ -145,6 +167,7 @@ def main() -> int:
         if not args.skip_bridge:
             bridge_args = ("--scenarios", "A,C", "--floors", "thread", "--measure", "6")
             steps.append(("run.py", bridge_rows, bridge_args))
+            steps.append(("peers.py", peer_rows, ("--repeat", "3", "--measure", "8")))
         for script, rows_of, extra in steps:
             rows += rows_of(_run(script, out / f"{script}.json", *extra))
     print(table(rows))
