@@ -21,7 +21,7 @@ from .fields import (
     to_text,
 )
 from .model import Connection, ConnectionType, Device, ModbusTls, Register
-from .validate_registers import ORDERS, RegisterDefaults, read_register
+from .validate_registers import ORDERS, RegisterDefaults, RegisterReader
 
 CONNECTION_TYPES: dict[str, ConnectionType] = {
     "tcp": "tcp",
@@ -211,9 +211,9 @@ def _register_names(f: Fields) -> list[tuple[str, str]]:
     if f.get("registers") is MISSING or not isinstance(f.get("registers"), list | tuple):
         return []
     return [
-        (path, raw["name"])
+        (path, name)
         for path, raw in f.items("registers")
-        if isinstance(raw, Mapping) and isinstance(raw.get("name"), str) and raw["name"]
+        if isinstance(raw, dict | Mapping) and isinstance(name := raw.get("name"), str) and name
     ]
 
 
@@ -232,5 +232,6 @@ def _read_registers(f: Fields, defaults: RegisterDefaults) -> list[tuple[str, Re
     items = f.items("registers")
     if f.get("registers") in ([], ()):
         f.report("registers", "a device needs at least one register")
-    found = [(path, read_register(path, raw, f.problems, defaults)) for path, raw in items]
+    reader = RegisterReader(f.problems, defaults)
+    found = [(path, reader.read(path, raw)) for path, raw in items]
     return [(path, register) for path, register in found if register is not None]
