@@ -14,6 +14,7 @@ import operator
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import yaml
 
@@ -154,16 +155,18 @@ class _Walker:
 
     def walk(self, node: yaml.Node, path: str, key: str | None) -> object:
         self.budget -= 1
-        self._check_budget()
+        if self.budget < 0:
+            self._over_budget()
         if isinstance(node, yaml.ScalarNode):  # no children: never part of an alias loop
             return self.scalar(node, path, key)
-        if id(node) in self.active:
+        node_id = id(node)
+        if node_id in self.active:
             self.problem(path, "an alias refers to itself", node)
             return Unresolved("*")
-        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+        if node.tag not in _COLLECTION_TAGS:
             self.problem(path, f"unsupported tag {node.tag}", node)
             return Unresolved(node.tag)
-        self.active.add(id(node))
+        self.active.add(node_id)
         try:
             if isinstance(node, yaml.MappingNode):
                 return self.mapping(node, path)
@@ -171,7 +174,7 @@ class _Walker:
                 return self.sequence(node, path)
             return self.scalar(node, path, key)
         finally:
-            self.active.discard(id(node))
+            self.active.discard(node_id)
 
     def sequence(self, node: yaml.SequenceNode, path: str) -> list[object]:
         items: list[object] = []
@@ -184,13 +187,14 @@ class _Walker:
                 items.append(item.value)
             else:
                 items.append(self.walk(item, child, None))
-        self._check_budget()
+        if self.budget < 0:
+            self._over_budget()
         return items
 
     def mapping(self, node: yaml.MappingNode, path: str) -> dict[str, object]:
         # Keys written in this mapping (not merged in) are the ones a duplicate is reported
         # for; taken before the first flatten, which rewrites node.value. None: all are own.
-        own = self.own_keys.get(id(node))
+        own = self.own_keys.get(id(node)) if self.own_keys else None
         if own is None and not _SPECIAL_KEY_TAGS.isdisjoint([k.tag for k, _ in node.value]):
             own = self.own_keys[id(node)] = {id(k) for k, _ in node.value}
         if own is not None:
@@ -223,12 +227,12 @@ class _Walker:
                     result[key] = EnvText(text)
                     continue
             result[key] = self.walk(value_node, child, key)
-        self._check_budget()
+        if self.budget < 0:
+            self._over_budget()
         return result
 
-    def _check_budget(self) -> None:
-        if self.budget < 0:
-            raise ConfigError([Problem("", f"the config has more than {MAX_NODES} values")])
+    def _over_budget(self) -> NoReturn:
+        raise ConfigError([Problem("", f"the config has more than {MAX_NODES} values")])
 
     def scalar(self, node: yaml.Node, path: str, key: str | None) -> object:
         tag = node.tag
