@@ -183,9 +183,8 @@ def test_blackhole_that_recovers_after_the_bridge_noticed(quick_rig: Rig) -> Non
         proc.kill()
     finally:
         proc.close()
-    again = rig.process()
+    again, restarted = rig.start()
     try:
-        restarted = time.time()
         time.sleep(2)  # still blackholed: the new bridge buffers too
         rig.proxy.pass_through()
         recovered = time.time()
@@ -194,7 +193,7 @@ def test_blackhole_that_recovers_after_the_bridge_noticed(quick_rig: Rig) -> Non
     finally:
         again.close()
     rig.assert_nothing_lost(since=started, until=killed - 0.5)
-    rig.assert_nothing_lost(since=restarted + 2, until=recovered + 1)
+    rig.assert_nothing_lost(since=restarted, until=recovered + 1)
 
 
 def test_broker_hanging_up_after_connack_three_times(rig: Rig) -> None:
