@@ -69,11 +69,13 @@ class Counter:
         self.ticks = 0
         self.failures = 0
 
-    def on_tick(
+    def on_readings(
         self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
     ) -> None:
-        self.ticks += 1
         self.failures += len(failures)
+
+    def on_tick_end(self, device: Device) -> None:
+        self.ticks += 1
 
     def on_status(self, status: DeviceStatus) -> None:
         return
