@@ -7,18 +7,12 @@ reading that waits for the device's later requests shows as a request seen on th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.bad_slaves import SlowSlave
-from tests.support.bridge import BridgeProcess
-from tests.support.configs import config_from, write_config
 from tests.support.mosquitto import Mosquitto
-from tests.support.ports import free_port
-from tests.support.sim import SimThread
-from tests.support.subscriber import Subscriber
+from tests.support.slow_rig import Rig, slow_rig
 
 SITE = "early"
 DELAY_S = 1.5  # per request: a reading has this long before its tick's third is asked for
@@ -44,30 +38,10 @@ def _yaml(mqtt_url: str, port: int) -> str:
         """
 
 
-@dataclass
-class Rig:
-    sub: Subscriber
-    slave: SlowSlave
-    bridge: BridgeProcess
-
-
 @pytest.fixture
 def rig(tmp_path: Path, broker: Mosquitto) -> Iterator[Rig]:
-    sim_port, slave_port = free_port(), free_port()
-    sim = SimThread(config_from(tmp_path, _yaml(broker.url, sim_port))).start()
-    for name, value in VALUES.items():
-        sim.set_value("plc", name, value)
-    slave = SlowSlave(slave_port, sim_port, DELAY_S).start()
-    sub = Subscriber(broker.port, [f"{SITE}/#"])
-    path = write_config(tmp_path, _yaml(broker.url, slave_port))
-    bridge = BridgeProcess("run", "-c", str(path), cwd=tmp_path)
-    try:
-        yield Rig(sub, slave, bridge)
-    finally:
-        bridge.terminate()
-        sub.close()
-        slave.stop()
-        sim.stop()
+    with slow_rig(tmp_path, broker, _yaml, SITE, VALUES, DELAY_S) as made:
+        yield made
 
 
 def test_the_first_requests_readings_reach_the_broker_before_the_last_request_is_read(
