@@ -71,6 +71,8 @@ class Arrivals:
         # per reading: arrival (monotonic) and read time (`ts`, moved to the monotonic clock)
         self.arrived = array("d")
         self.read = array("d")
+        self.device = array("i")  # per reading: its device (an index, from the topic)
+        self._devices: dict[bytes, int] = {}
         self.wall_minus_mono = time.time() - time.monotonic()
         self._seconds: dict[bytes, int] = {}
         self.probe_seen = threading.Event()
@@ -109,6 +111,7 @@ class Arrivals:
             rest = lines.pop()
             values = value_bytes = floor = 0
             reads = []
+            devices = []
             for line in lines:
                 topic, _, payload = line.partition(b" ")
                 if topic.startswith(VALUE_PREFIX):
@@ -119,6 +122,8 @@ class Arrivals:
                     read = self._read_time(payload)
                     if read is not None:
                         reads.append(read)
+                        name = topic.split(b"/", 2)[1]
+                        devices.append(self._devices.setdefault(name, len(self._devices)))
                 elif topic.startswith(FLOOR_PREFIX):
                     floor += 1
                 elif topic.startswith(PROBE_PREFIX):
@@ -128,6 +133,7 @@ class Arrivals:
                     self.chunks.append(Chunk(now, values, value_bytes, floor))
                     self._times.append(now)
                     self.read.extend(reads)
+                    self.device.extend(devices)
                     self.arrived.extend([now] * len(reads))
 
     def between(self, t0: float, t1: float) -> list[Chunk]:
@@ -156,6 +162,33 @@ class Arrivals:
         with self._lock:
             i = bisect.bisect_left(self.arrived, t0)
             return list(self.arrived[i:]), list(self.read[i:])
+
+    def read_times_by_device(self, t0: float, t1: float) -> dict[int, list[float]]:
+        """Each device's distinct read times (`ts`) within [t0, t1)."""
+        out: dict[int, set[float]] = {}
+        with self._lock:
+            for read, device in zip(self.read, self.device, strict=True):
+                if t0 <= read < t1:
+                    out.setdefault(device, set()).add(read)
+        return {d: sorted(ts) for d, ts in out.items()}
+
+
+def read_lateness(by_device: dict[int, list[float]], interval: float = 1.0) -> list[float]:
+    """How late each read was against its device's own grid, from the `ts` alone.
+
+    A device is read every `interval` at a fixed phase; each read's offset within the
+    interval, taken against the device's earliest-but-one (an outlier-proof "on time"),
+    is its lateness plus round-trip jitter. Reads more than half an interval late would
+    wrap round and count as early: the schedule skips a tick that late anyway."""
+    out: list[float] = []
+    for times in by_device.values():
+        if len(times) < 3:
+            continue
+        base = times[0]
+        offsets = sorted(((x - base + interval / 2) % interval) - interval / 2 for x in times)
+        on_time = offsets[1]
+        out.extend(max(0.0, x - on_time) for x in offsets)
+    return out
 
 
 # -- windows ------------------------------------------------------------------------------

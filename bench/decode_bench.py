@@ -91,7 +91,7 @@ def bridge_tick(device_requests: list[tuple[list[ReadRequest], list[list[int]]]]
             _decode_into(request, block, readings, failures)
         device = requests[0].device
         values = latest.setdefault(device.name, {})
-        for reading in readings:  # as Publisher.on_tick does with device_payload
+        for reading in readings:  # as Pipeline.on_readings does with device_payload
             values[reading.register.name] = reading.value
         out.append(payloads.device_json(max(r.ts_ms for r in readings), values))
     return out

@@ -16,6 +16,8 @@ its out dict), in `thread-window` mode paho unlimited and the loop itself waitin
 `MqttPort`: socket readers/writers on the loop, no thread, its `on_publish` callback set).
 `asyncio-noack`: the same without paho's `on_publish` callback (diagnostic: what that
 callback costs on QoS 0, where paho builds a ReasonCode and a Properties per message).
+`asyncio-batch`: the bridge's QoS 0 fast path alone: each burst handed to paho as one
+queued write (`MqttPort.publish_qos0`, mqtt/packets.py), against paho's publish per message.
 
 Each tick (fixed rate, 1 s) publishes `per-tick` messages in bursts of `batch` (the bridge
 publishes one device's readings per burst); topics `floor/dNNN/rNNNN`, the same length as
@@ -116,8 +118,11 @@ async def run_asyncio(
             else:
                 late = max(late, -delay)
             for burst in bursts:
-                for topic in burst:
-                    port.publish(topic, payload, args.qos, False)
+                if args.mode == "asyncio-batch":  # the bridge's QoS 0 path (publish_qos0)
+                    port.publish_qos0([(topic, payload, 0, False) for topic in burst])
+                else:
+                    for topic in burst:
+                        port.publish(topic, payload, args.qos, False)
                 await asyncio.sleep(0)  # the bridge yields between devices (awaiting Modbus)
         while port._client.want_write() or port.pending_acks:  # noqa: ASYNC110  (no event)
             await asyncio.sleep(0.001)
@@ -130,7 +135,7 @@ async def run_asyncio(
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
-    modes = ("thread", "thread-window", "asyncio", "asyncio-noack")
+    modes = ("thread", "thread-window", "asyncio", "asyncio-noack", "asyncio-batch")
     p.add_argument("--mode", choices=modes, default="thread")
     p.add_argument("--ticks", type=int, default=10)
     p.add_argument("--per-tick", type=int, required=True)

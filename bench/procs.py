@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -151,6 +152,32 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def listening_ports(n: int) -> list[int]:
+    """n free loopback ports below the ephemeral range, for servers that start slowly.
+
+    Ports from `free_ports` come from the ephemeral range: with a thousand of them and a
+    simulator that takes seconds to listen, the bench's own connection probes (and any
+    other client on the machine) get some of them as their local port in the meantime,
+    and the simulator cannot bind. Below the range no connection is given them."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return free_ports(n)
+    start = 10_000 + random.randrange(max(1, low - 10_000 - n))
+    out: list[int] = []
+    for port in range(start, low):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        out.append(port)
+        if len(out) == n:
+            return out
+    return free_ports(n)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

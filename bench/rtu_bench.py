@@ -5,6 +5,12 @@ The slaves are the project's simulator in its own process (`simulate --serial ..
 has none). The worker polls with an interval far shorter than a cycle, so the bus never
 idles; the achieved cycle time is compared with wiretime's estimate of one full cycle.
 
+In the same run, against the same simulator, a bare master (`_bare_cycle`: os.write,
+select, the t3.5 silence slept from the answer's arrival, no pymodbus, no asyncio) shows
+what the rig itself allows: socat's relay and the simulator's own latency per exchange
+(its turnaround beyond the emulated wire time) are in both figures, so the bridge's cost
+is the difference between the two.
+
     .venv/bin/python bench/rtu_bench.py [--seconds 6]
 """
 
@@ -13,10 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import select
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tty
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modbus_mqtt_bridge.config.load import load_config
 from modbus_mqtt_bridge.config.model import Device
-from modbus_mqtt_bridge.modbus.wiretime import estimate_bus
+from modbus_mqtt_bridge.config.types import Table
+from modbus_mqtt_bridge.modbus.frames import with_crc
+from modbus_mqtt_bridge.modbus.wiretime import estimate_bus, exchange_time, inter_frame_delay
 from modbus_mqtt_bridge.modbus.worker import Worker
 from modbus_mqtt_bridge.plan import build_plan
 from modbus_mqtt_bridge.readings import DeviceStatus, ReadFailure, Reading
@@ -57,11 +69,13 @@ class Counter:
         self.ticks = 0
         self.failures = 0
 
-    def on_tick(
+    def on_readings(
         self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
     ) -> None:
-        self.ticks += 1
         self.failures += len(failures)
+
+    def on_tick_end(self, device: Device) -> None:
+        self.ticks += 1
 
     def on_status(self, status: DeviceStatus) -> None:
         return
@@ -87,7 +101,41 @@ async def _poll(config_path: Path, seconds: float) -> tuple[float, float, int]:
     return elapsed / cycles, estimate.cycle_s, sink.failures
 
 
-def run_one(baud: int, seconds: float) -> tuple[float, float, int]:
+def _bare_cycle(port: Path, baud: int, seconds: float) -> tuple[float, float]:
+    """(cycle s, the simulator's median turnaround beyond the emulated wire time s) of a
+    minimal master polling the same three reads back to back."""
+    fd = os.open(str(port), os.O_RDWR | os.O_NOCTTY)
+    try:
+        tty.setraw(fd)
+        gap = inter_frame_delay(baud)
+        wire = exchange_time(Table.HOLDING, REGISTERS, baud, gap) - gap  # the sim's share
+        requests = [with_crc(bytes([u, 3, 0, 0, 0, REGISTERS])) for u in UNITS]
+        answer_bytes = 5 + 2 * REGISTERS
+        late: list[float] = []
+        warm_until = time.perf_counter() + 1.0  # as for the worker: a second of warm-up
+        start, cycles = 0.0, 0
+        while (now := time.perf_counter()) < warm_until + seconds:
+            if not start and now >= warm_until:
+                start, cycles = now, 0
+                late.clear()
+            for request in requests:
+                sent = time.perf_counter()
+                os.write(fd, request)
+                got = b""
+                while len(got) < answer_bytes:
+                    if not select.select([fd], [], [], 1.0)[0]:
+                        raise RuntimeError("the simulator did not answer the bare master")
+                    got += os.read(fd, 256)
+                answered = time.perf_counter()
+                late.append(answered - sent - wire)
+                time.sleep(max(0.0, answered + gap - time.perf_counter()))
+            cycles += 1
+        return (time.perf_counter() - start) / cycles, statistics.median(late)
+    finally:
+        os.close(fd)
+
+
+def run_one(baud: int, seconds: float) -> tuple[float, float, int, float, float]:
     with tempfile.TemporaryDirectory(prefix="rtu-bench-") as tmp:
         pty = PtyPair(Path(tmp) / "line")
         pty.dir.mkdir()
@@ -103,7 +151,9 @@ def run_one(baud: int, seconds: float) -> tuple[float, float, int]:
         )
         try:
             wait_until(lambda: "simulating bus" in log.read_text(), 20, "the simulator")
-            return asyncio.run(_poll(config, seconds))
+            achieved, limit, failures = asyncio.run(_poll(config, seconds))
+            bare, turnaround = _bare_cycle(pty.a, baud, seconds)
+            return achieved, limit, failures, bare, turnaround
         finally:
             sim.terminate()
             sim.wait(10)
@@ -115,17 +165,30 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per baud")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
-    print("| baud | wire-time limit per cycle | achieved cycle | over the limit | failures |")
-    print("|---:|---:|---:|---:|---:|")
+    print(
+        "| baud | wire-time limit per cycle | achieved cycle | over the limit | failures "
+        "| bare master's cycle (over) | simulator's turnaround beyond the wire |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     results = []
     for baud in (9600, 115200):
-        achieved, limit, failures = run_one(baud, args.seconds)
+        achieved, limit, failures, bare, turnaround = run_one(baud, args.seconds)
         over = achieved / limit - 1
         print(
             f"| {baud} | {limit * 1000:.1f} ms | {achieved * 1000:.1f} ms | "
-            f"{over:+.1%} | {failures} |"
+            f"{over:+.1%} | {failures} | {bare * 1000:.1f} ms ({bare / limit - 1:+.1%}) | "
+            f"{turnaround * 1000:.2f} ms |"
         )
-        results.append({"baud": baud, "cycle_s": achieved, "limit_s": limit, "over": over})
+        results.append(
+            {
+                "baud": baud,
+                "cycle_s": achieved,
+                "limit_s": limit,
+                "over": over,
+                "bare_cycle_s": bare,
+                "sim_turnaround_s": turnaround,
+            }
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

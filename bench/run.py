@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from arrivals import (
     arrival_times,
     quantiles,
     quiet_phase,
+    read_lateness,
     window_counts,
 )
 from procs import (
@@ -51,6 +54,7 @@ from procs import (
     Procs,
     cpu_seconds,
     free_ports,
+    listening_ports,
     machine,
     port_open,
     status_kib,
@@ -196,6 +200,58 @@ def _own_cpu() -> float:
     return t.user + t.system
 
 
+# -- the bridge's own schedule lateness, from its /metrics ----------------------------------
+
+LATENESS = "modbus_bridge_schedule_lateness_seconds_bucket{"
+
+
+def scrape_lateness(port: int) -> dict[str, Any]:
+    """The lateness histogram summed over every connection (le -> count), and what the
+    scrape cost: the bridge renders /metrics on its event loop."""
+    started = time.monotonic()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as answer:
+        text = answer.read()
+    took = time.monotonic() - started
+    buckets: dict[float, float] = {}
+    for line in text.decode().splitlines():
+        if line.startswith(LATENESS):
+            labels, _, count = line.rpartition(" ")
+            le = labels[labels.index('le="') + 4 : labels.rindex('"')]
+            bound = math.inf if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + float(count)
+    return {"buckets": buckets, "scrape_s": took, "bytes": len(text)}
+
+
+def histogram_quantile(q: float, buckets: dict[float, float]) -> float:
+    """Prometheus' histogram_quantile: linear within the bucket holding the q-quantile."""
+    bounds = sorted(buckets)
+    total = buckets[math.inf] if bounds else 0.0
+    if total <= 0:
+        return math.nan
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * (rank - below) / (buckets[bound] - below)
+        lower, below = bound, buckets[bound]
+    return lower
+
+
+def lateness_figures(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    diff = {le: n - before["buckets"].get(le, 0.0) for le, n in after["buckets"].items()}
+    total = diff.get(math.inf, 0.0)
+    return {
+        "lateness_polls": int(total),
+        "lateness_p50_s": histogram_quantile(0.5, diff),
+        "lateness_p99_s": histogram_quantile(0.99, diff),
+        "lateness_within_50ms": diff.get(0.05, 0.0) / total if total else math.nan,
+        "lateness_buckets": {str(k): v for k, v in sorted(diff.items())},
+        "metrics_scrape_s": max(before["scrape_s"], after["scrape_s"]),
+        "metrics_bytes": after["bytes"],
+    }
+
+
 # -- one scenario -------------------------------------------------------------------------
 
 
@@ -261,8 +317,9 @@ def run_scenario(
         load = wait_quiet(args.quiet_wait, [broker.pid, arrivals.child.pid])
         progress(f"other jobs use {load:.2f} cores before scenario {s.key}")
     progress(f"scenario {s.label}: starting {s.simulators} simulator process(es)")
-    ports = free_ports(s.devices)
-    bridge_cfg, sim_cfgs = write_configs(s, workdir, mqtt_port, ports)
+    (metrics_port,) = free_ports(1)
+    ports = listening_ports(s.connections)
+    bridge_cfg, sim_cfgs = write_configs(s, workdir, mqtt_port, ports, metrics_port)
     dropped0 = broker_dropped(mqtt_port)
     sims = [
         procs.spawn(
@@ -289,6 +346,9 @@ def run_scenario(
         "devices": s.devices,
         "registers": s.registers,
         "expected_per_s": s.values,
+        "expected_messages_per_s": s.messages,
+        "connections": s.connections,
+        "device_payload": s.device_payload,
         "simulators": s.simulators,
     }
     secs = args.measure
@@ -326,6 +386,9 @@ def run_scenario(
             )
             result["startup_s"] = round(time.monotonic() - started, 2)
             progress(f"  first reading after {result['startup_s']}s; warming up {args.warmup:g}s")
+            # Scraped before the warm-up: rendering 1,000 connections' histograms takes the
+            # bridge seconds of CPU, which would otherwise fall into the window.
+            late0 = scrape_lateness(metrics_port)
             time.sleep(args.warmup)
             bridge.check_alive()
 
@@ -344,6 +407,7 @@ def run_scenario(
             sampler.stop()
             busy1, own1 = machine_busy_s(), _own_cpu()
             hwm_kib = status_kib(bridge.pid, "VmHWM")
+            late1 = scrape_lateness(metrics_port)
             if spy is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     spy.proc.wait(30)
@@ -369,12 +433,20 @@ def run_scenario(
     if dropped0 is not None and dropped1 is not None:
         result["broker_dropped"] = dropped1 - dropped0
     result["bridge_peak_rss_mib"] = hwm_kib / 1024
+    result.update(lateness_figures(late0, late1))
     r = result
     progress(
         f"  {r['values_per_s']:,.0f} values/s; completeness by arrival min "
         f"{r['completeness_min']:.3f} mean {r['completeness_mean']:.3f}, by read time min "
         f"{r['read_completeness_min']:.3f} mean {r['read_completeness_mean']:.3f}; latency "
         f"p50/p99/max {r['latency_p50_s']:.3f}/{r['latency_p99_s']:.3f}/{r['latency_max_s']:.3f}s"
+    )
+    progress(
+        f"  schedule lateness ({r['lateness_polls']:,} polls): p99 {r['lateness_p99_s']:.3f}s, "
+        f"{r['lateness_within_50ms']:.4f} within 50 ms; /metrics scrape "
+        f"{r['metrics_scrape_s']:.2f}s, {r['metrics_bytes'] / 1e6:.1f} MB; from the ts in the "
+        f"window: p50/p99 {r['read_lateness_p50_s']:.3f}/{r['read_lateness_p99_s']:.3f}s, "
+        f"{r['read_lateness_within_50ms']:.4f} within 50 ms"
     )
     progress(
         f"  bridge {r['bridge_us_per_value']:.1f} us/value ({r['cpu_share']['bridge']:.0%} of a "
@@ -391,13 +463,12 @@ def run_scenario(
 
     # The floor publishes what the bridge published (or, if it published nothing, what the
     # scenario asks for), at the same size, in bursts of one device's registers.
-    per_tick = round(r["published"] / secs) or s.values
+    per_tick = round(r["published"] / secs) or s.messages
     size = round(r["payload_bytes"]) or FALLBACK_PAYLOAD_BYTES
     for mode in args.floors:
         progress(f"  floor ({mode}): {secs} x {per_tick:,} messages of {size} bytes")
-        f = run_floor(
-            procs, workdir, mqtt_port, arrivals, mode, secs, per_tick, s.registers, size, s.qos
-        )
+        burst = 1 if s.device_payload else s.registers
+        f = run_floor(procs, workdir, mqtt_port, arrivals, mode, secs, per_tick, burst, size, s.qos)
         result[f"floor_{mode.replace('-', '_')}"] = f
         progress(
             f"  floor ({mode}): {f['cpu_us_per_msg']:.1f} us/publish, "
@@ -431,12 +502,17 @@ def measure(
         a - r for a, r in zip(arrived, read, strict=True) if read_start <= r < read_start + secs
     ]
     p50, p99, pmax = quantiles(latency)
+    # the schedule's regularity from the readings' `ts` (no scrape: the window's own)
+    late = read_lateness(arrivals.read_times_by_device(t0, t0 + secs))
+    late_p50, late_p99, late_max = quantiles(late)
     cpu = {k: sampler.used(k, start, start + secs) for k in sampler.children}
-    ratios = [n / s.values for n in counts]
-    read_ratios = [n / s.values for n in read_counts]
+    ratios = [n / s.messages for n in counts]
+    read_ratios = [n / s.messages for n in read_counts]
+    read_values = values * s.values_per_message
     return {
         "published": values,
-        "values_per_s": values / secs,
+        "values_per_s": read_values / secs,
+        "messages_per_s": values / secs,
         "completeness": [round(x, 4) for x in ratios],
         "completeness_min": min(ratios),
         "completeness_mean": sum(ratios) / secs,
@@ -447,8 +523,13 @@ def measure(
         "latency_p50_s": p50,
         "latency_p99_s": p99,
         "latency_max_s": pmax,
+        "read_lateness_p50_s": late_p50,
+        "read_lateness_p99_s": late_p99,
+        "read_lateness_max_s": late_max,
+        "read_lateness_within_50ms": sum(x < 0.05 for x in late) / len(late) if late else math.nan,
         "bridge_cpu_s": cpu["bridge"],
-        "bridge_us_per_value": cpu["bridge"] / values * 1e6 if values else math.inf,
+        "bridge_us_per_value": cpu["bridge"] / read_values * 1e6 if values else math.inf,
+        "bridge_us_per_message": cpu["bridge"] / values * 1e6 if values else math.inf,
         "payload_bytes": value_bytes / values if values else 0.0,
         "cpu_share": {k: round(v / secs, 3) for k, v in cpu.items()},
     }
@@ -524,6 +605,7 @@ def table(results: list[dict[str, Any]]) -> str:
         "completeness by arrival: min / mean",
         "by read time: min / mean",
         "latency p50 / p99 / max s",
+        "schedule lateness p99 s (within 50 ms): /metrics, incl. a scrape / from ts",
         "bridge CPU us/value (core share)",
         "floor us/publish: thread / asyncio",
         "ratio to thread floor (to asyncio)",
@@ -541,6 +623,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{r['completeness_min']:.3f} / {r['completeness_mean']:.3f}",
             f"{r['read_completeness_min']:.3f} / {r['read_completeness_mean']:.3f}",
             f"{r['latency_p50_s']:.3f} / {r['latency_p99_s']:.3f} / {r['latency_max_s']:.3f}",
+            f"{r['lateness_p99_s']:.3f} ({r['lateness_within_50ms']:.3f}) / "
+            f"{r['read_lateness_p99_s']:.3f} ({r['read_lateness_within_50ms']:.3f})",
             f"{r['bridge_us_per_value']:.1f} ({r['cpu_share']['bridge']:.0%})",
             f"{_f(ft)} / {_f(fa)}",
             f"{_f(r.get('ratio'), 2)} ({_f(r.get('ratio_asyncio'), 2)})",
@@ -621,7 +705,10 @@ def main() -> int:
     p.add_argument("--measure", type=int, default=10, help="seconds measured per scenario")
     p.add_argument("--refresh", type=float, default=1.0, help="simulator value refresh (s)")
     p.add_argument("--simulators", type=int, default=None, help="simulator processes")
-    p.add_argument("--floors", default="thread,asyncio", help="thread,asyncio,asyncio-noack")
+    p.add_argument("--units", type=int, default=None, help="devices per TCP connection")
+    p.add_argument(
+        "--floors", default="thread,asyncio", help="thread,asyncio,asyncio-noack,asyncio-batch"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs)")
     p.add_argument("--profile", type=Path, default=None, help="py-spy the bridge into this dir")
@@ -641,8 +728,10 @@ def main() -> int:
     if not scenarios:
         p.error(f"no such scenario: {args.scenarios}")
     if args.simulators:
-        scenarios = [Scenario(s.key, s.devices, s.registers, args.simulators) for s in scenarios]
-    scenarios = [Scenario(s.key, s.devices, s.registers, s.simulators, args.qos) for s in scenarios]
+        scenarios = [dataclasses.replace(s, simulators=args.simulators) for s in scenarios]
+    if args.units:
+        scenarios = [dataclasses.replace(s, units=args.units) for s in scenarios]
+    scenarios = [dataclasses.replace(s, qos=args.qos) for s in scenarios]
     codes = [("this", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
     for tool in ("mosquitto_sub", "mosquitto_pub"):
         if shutil.which(tool) is None:

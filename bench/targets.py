@@ -6,9 +6,11 @@ Runs, one after another (each its own process, each short): `bench/startup.py` (
 20,000 registers, against `--compare` exported by git), `bench/decode_bench.py` (device
 payload against the bare struct + json loop), `bench/rtu_bench.py` (cycle time against the
 wire-time limit), and `bench/run.py --scenarios A,C` (the bridge with Mosquitto and the
-simulator: latency, per-register CPU against the bare paho loop), the same at `--qos 1`, and
-`bench/ceiling.py` (the one-core ceiling at QoS 0 and 1, ~2 minutes; `--skip-ceiling`).
-Targets no bench here measures are listed as "not measured". A bench that fails shows as
+simulator: latency, per-register CPU against the bare paho loop), the same at `--qos 1`,
+`bench/ceiling.py` (the one-core ceiling at QoS 0 and 1, ~2 minutes; `--skip-ceiling`),
+`bench/peers.py` (modbus4mqtt and spicierModbus2mqtt on the same map), `bench/run.py
+--scenarios D,E` (1,000 devices x 20 registers: completeness, schedule lateness, RSS) and
+`bench/forward_steady.py --runs 1` (the side-car at 670 readings/s). A bench that fails shows as
 "failed" in the table.
 """
 
@@ -78,7 +80,7 @@ def rtu_rows(r: Any) -> list[Row]:
         (
             f"RTU {x['baud']} baud: cycle within 15 % of the wire-time limit",
             f"{x['cycle_s'] * 1000:.1f} ms ({x['over']:+.0%})",
-            f"limit {x['limit_s'] * 1000:.1f} ms",
+            f"limit {x['limit_s'] * 1000:.1f} ms; bare master {x['bare_cycle_s'] * 1000:.1f} ms",
             _verdict(x["over"] <= 0.15),
         )
         for x in r
@@ -145,6 +147,29 @@ def qos1_rows(r: Any) -> list[Row]:
     return rows
 
 
+def peer_rows(r: Any) -> list[Row]:
+    target = "per-register: CPU/value <= 0.5 x modbus4mqtt"
+    if r is None:
+        return [(target, "failed", "", "")]
+    rows: list[Row] = []
+    for name, x in r["peers"].items():
+        goal = target if name == r["target_peer"] else f"per-register: CPU/value against {name}"
+        if "skipped" in x:
+            rows.append((goal, f"skipped: {x['skipped']}", "", ""))
+            continue
+        verdict = _verdict(x["ratio"] <= r["target_ratio"]) if goal == target else "informational"
+        rows.append(
+            (
+                goal,
+                f"{r['bridge']['median_us_per_value']:.1f} µs = {x['ratio']:.2f} x",
+                f"{name} {x['median_us_per_value']:.1f} µs (medians, {len(x['us_per_value'])} "
+                f"runs each, scenario {r['scenario']})",
+                verdict,
+            )
+        )
+    return rows
+
+
 def ceiling_rows(r: Any) -> list[Row]:
     target = "ceiling QoS {}: sustained rate >= 0.8 x the bare paho loop's on one core"
     if r is None:
@@ -172,17 +197,70 @@ def qos1_steps(args: argparse.Namespace) -> list[tuple[str, Callable[[Any], list
     return steps
 
 
-NOT_MEASURED = [
-    "per-register: CPU/value <= 0.5 x modbus4mqtt",
-    "scale: 1,000 devices x 20 registers (completeness, lateness, RSS)",
-    "side-car: 670 readings/s through the batch URL with < 25 % of a core",
-]
+def scale_rows(r: Any) -> list[Row]:
+    """Scenarios D (device payload) and E (per register) of bench/run.py: 1,000 x 20."""
+    if r is None:
+        return [("scale: 1,000 devices x 20 registers (bench/run.py D,E)", "failed", "", "")]
+    rows: list[Row] = []
+    for s in r["results"]:
+        other = f"other jobs {s['foreign_cpu_cores']:.2f} cores"
+        if s["scenario"] == "D":
+            rss_mb = s["bridge_peak_rss_mib"] * 1.048576
+            rows += [
+                (
+                    "scale D (1,000 x 20, device payload): completeness >= 0.99",
+                    f"min {s['completeness_min']:.3f} (mean {s['completeness_mean']:.3f})",
+                    other,
+                    _verdict(s["completeness_min"] >= 0.99),
+                ),
+                (
+                    "scale D: schedule lateness p99 < 50 ms",
+                    f"p99 {s['lateness_p99_s'] * 1000:.0f} ms"
+                    f" ({s['lateness_within_50ms']:.1%} within 50 ms)",
+                    other,
+                    _verdict(s["lateness_p99_s"] < 0.050),
+                ),
+                (
+                    "scale D: bridge RSS < 100 MB",
+                    f"peak {rss_mb:.0f} MB",
+                    "",
+                    _verdict(rss_mb < 100),
+                ),
+            ]
+        elif s["scenario"] == "E":
+            rows.append(
+                (
+                    "scale E (same map, per register): the rate sustained",
+                    f"{s['values_per_s']:,.0f} of {s['expected_per_s']:,} values/s, "
+                    f"completeness min {s['completeness_min']:.3f}",
+                    f"bridge {s['cpu_share']['bridge']:.0%} of a core; {other}",
+                    "reported",
+                )
+            )
+    return rows
+
+
+def sidecar_rows(r: Any) -> list[Row]:
+    target = "side-car: 670 readings/s through the batch URL with < 25 % of a core"
+    if r is None:
+        return [(target, "failed", "", "")]
+    m = r["median"]
+    return [
+        (
+            target,
+            f"{m['sidecar_share_at_rate']:.1%} of a core at 670/s"
+            f" ({m['sidecar_total_ms_per_reading']:.3f} ms/reading);"
+            f" kept up: {'yes' if m['kept_up'] else 'no'}",
+            f"Laravel app {m['app_share']:.0%} of a core"
+            f" ({m['app_ms_per_reading']:.2f} ms/reading)",
+            _verdict(m["sidecar_share_at_rate"] < 0.25 and m["kept_up"]),
+        )
+    ]
 
 
 def table(rows: list[Row]) -> str:
     lines = ["| target | figure | same-run baseline | verdict |", "| --- | --- | --- | --- |"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
-    lines += [f"| {target} | | | not measured |" for target in NOT_MEASURED]
     return "\n".join(lines)
 
 
@@ -204,8 +282,12 @@ def main() -> int:
             bridge_args = ("--scenarios", "A,C", "--floors", "thread", "--measure", "6")
             steps.append(("run.py", bridge_rows, bridge_args))
             steps += qos1_steps(args)
-        for n, (script, rows_of, extra) in enumerate(steps):
-            rows += rows_of(_run(script, out / f"{n}-{script}.json", *extra))
+            steps.append(("peers.py", peer_rows, ("--repeat", "3", "--measure", "8")))
+            scale_args = ("--scenarios", "D,E", "--floors", "", "--warmup", "5", "--measure", "10")
+            steps.append(("run.py", scale_rows, scale_args))
+            steps.append(("forward_steady.py", sidecar_rows, ("--runs", "1")))
+        for k, (script, rows_of, extra) in enumerate(steps):
+            rows += rows_of(_run(script, out / f"{k}-{script}.json", *extra))
     print(table(rows))
     return 0
 

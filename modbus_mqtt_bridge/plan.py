@@ -8,6 +8,7 @@ the poll loop only executes it, `validate` prints it (`format_plan`), `run` logs
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -157,26 +158,39 @@ def _merge(
 ) -> list[ReadRequest]:
     """Greedy merge of one group in address order (stable: ties keep config order)."""
     limit, gap = read_limit(table), gap_limit(table, device.max_gap)
-    runs: list[list[Register]] = []
+    runs: list[tuple[list[Register], int, int]] = []  # (values, first address, end)
+    run: list[Register] = []
     start = end = 0
-    for reg in sorted(regs, key=lambda r: r.address):
-        reg_end = reg.address + reg.count
+    for reg in sorted(regs, key=_address):
+        address = reg.address
+        reg_end = address + reg.count
         # A negative hole is an overlap (e.g. a bit of a register already read): it joins
         # like a neighbour, still within the limit.
-        if runs and reg.address - end <= gap and max(end, reg_end) - start <= limit:
-            runs[-1].append(reg)
+        if run and address - end <= gap and max(end, reg_end) - start <= limit:
+            run.append(reg)
             end = max(end, reg_end)
         else:
-            runs.append([reg])
-            start, end = reg.address, reg_end
-    return [_request(device, table, interval_s, run) for run in runs]
+            if run:
+                runs.append((run, start, end))
+            run = [reg]
+            start, end = address, reg_end
+    if run:
+        runs.append((run, start, end))
+    return [
+        ReadRequest(
+            device.connection,
+            device,
+            table,
+            start,
+            end - start,
+            interval_s,
+            tuple([PlannedValue(r, r.address - start) for r in run]),
+        )
+        for run, start, end in runs
+    ]
 
 
-def _request(device: Device, table: Table, interval_s: float, run: list[Register]) -> ReadRequest:
-    address = run[0].address
-    end = max(r.address + r.count for r in run)
-    values = tuple(PlannedValue(r, r.address - address) for r in run)
-    return ReadRequest(device.connection, device, table, address, end - address, interval_s, values)
+_address = operator.attrgetter("address")
 
 
 def minimum_requests(registers: Iterable[Register]) -> int:

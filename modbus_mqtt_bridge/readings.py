@@ -43,11 +43,20 @@ class DeviceStatus:
 
 class Sink(Protocol):
     """Where a worker's results go (the status board in front of the publish path, or
-    `once`'s collector)."""
+    `once`'s collector).
 
-    def on_tick(
+    A device's tick arrives in parts: `on_readings` once per request, as soon as it is
+    decoded (so its per-register messages need not wait for the device's last read; a
+    device not yet known online sends its first tick in one part, after its `online`), then
+    `on_tick_end` once the tick, or the part of it before a command, is complete: what
+    spans the whole device (its device payload) is rendered there.
+    """
+
+    def on_readings(
         self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
     ) -> None: ...
+
+    def on_tick_end(self, device: Device) -> None: ...
 
     def on_status(self, status: DeviceStatus) -> None: ...
 

@@ -1,8 +1,9 @@
 """What `/status`, `/healthz` and the scrape-time gauges report about a running bridge.
 
 `DeviceBoard` sits between the workers and the publisher (it is a worker `Sink` that passes
-everything on), so it sees each device's readings and failures as they happen: the last good
-read, the latest values, the registers failing right now. The core knows nothing of it.
+everything on), so it sees each device's readings and failures as they happen, one request
+at a time: the last good read, the latest values, the registers failing right now. The core
+knows nothing of it.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class DeviceBoard:
         self.devices: dict[str, DeviceRecord] = {}
         self.readings_seen = 0  # every reading that passed, for the page's readings/s
 
-    def on_tick(
+    def on_readings(
         self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
     ) -> None:
         record = self.devices.setdefault(device.name, DeviceRecord())
@@ -115,7 +116,10 @@ class DeviceBoard:
             record.last_success_ms = max(r.ts_ms for r in readings)
             if self.metrics is not None:
                 self.metrics.last_success.labels(device.name).set(record.last_success_ms / 1000)
-        self.inner.on_tick(device, readings, failures)
+        self.inner.on_readings(device, readings, failures)
+
+    def on_tick_end(self, device: Device) -> None:
+        self.inner.on_tick_end(device)
 
     def on_status(self, status: DeviceStatus) -> None:
         record = self.devices.setdefault(status.device.name, DeviceRecord())

@@ -32,6 +32,41 @@ from .extensions import BridgeExtensions
 
 log = logging.getLogger(__name__)
 
+# Descriptors besides one per connection: stdio, the event loop, the broker, the buffer's
+# SQLite files, the HTTP listener and its clients, log files.
+SPARE_FILES = 64
+
+
+def ensure_open_files(needed: int) -> None:
+    """Raise the soft limit on open files to `needed` if it is lower (up to the hard limit).
+
+    Every connection holds a socket (or a serial port) for good: 1,000 connections do not
+    fit the soft limit of 1,024 that shells and systemd services get by default, and the
+    connections beyond it would fail with "Too many open files". An unprivileged process
+    may raise its soft limit up to the hard one; when even that is too low, say so once."""
+    try:
+        import resource  # noqa: PLC0415  (POSIX only; Windows has no such limit)
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:  # e.g. a seccomp filter refusing setrlimit
+            log.debug("cannot raise the open-files limit: %s", exc)
+            target = soft
+    if target < needed:
+        log.warning(
+            "the open-files limit is %d but %d connections need about %d: raise it "
+            "(LimitNOFILE= in the systemd unit, ulimit -n)",
+            target,
+            needed - SPARE_FILES,
+            needed,
+        )
+
 
 class Bridge:
     """The assembled bridge; tests and `demo` drive it directly. The component tests pass
@@ -77,6 +112,7 @@ class Bridge:
             )
             for (conn, requests), offset in zip(polled, offsets, strict=True)
         }
+        ensure_open_files(len(self.workers) + SPARE_FILES)
         self.commands = CommandHandler(
             config, self.session, self.workers, self.metrics, sink=self.board
         )

@@ -28,11 +28,14 @@ class Collector:
         self.failures: list[ReadFailure] = []
         self.offline: dict[str, str] = {}
 
-    def on_tick(
+    def on_readings(
         self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
     ) -> None:
         self.readings.extend(readings)
         self.failures.extend(failures)
+
+    def on_tick_end(self, device: Device) -> None:
+        return
 
     def on_status(self, status: DeviceStatus) -> None:
         if not status.online:

@@ -230,7 +230,8 @@ class Fields:
         if not isinstance(value, list | tuple):
             self.report(key, f"expected a list, got {describe(value)}")
             return []
-        return [(f"{self.at(key)}[{i}]", item) for i, item in enumerate(value)]
+        at = self.at(key)
+        return [(f"{at}[{i}]", item) for i, item in enumerate(value)]
 
     def finish(self) -> None:
         """Report every key that no getter asked for, with the closest known key."""

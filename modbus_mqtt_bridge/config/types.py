@@ -14,6 +14,10 @@ class Table(Enum):
     INPUT = "input"
     HOLDING = "holding"
 
+    # Members are singletons compared by identity, so the identity hash agrees with `==`;
+    # Enum's own hashes the name in Python, and the planner keys on a table per register.
+    __hash__ = object.__hash__
+
     @property
     def is_bits(self) -> bool:
         return self in (Table.COIL, Table.DISCRETE)

@@ -20,8 +20,8 @@ from .fields import (
     segment_name,
     to_text,
 )
-from .model import Connection, ConnectionType, Device, ModbusTls, Register
-from .validate_registers import ORDERS, RegisterDefaults, read_register
+from .model import Connection, ConnectionType, Device, ModbusTls
+from .validate_registers import ORDERS, RegisterDefaults, RegisterReader
 
 CONNECTION_TYPES: dict[str, ConnectionType] = {
     "tcp": "tcp",
@@ -185,7 +185,10 @@ def read_device(
         word_order=f.choice("word_order", "big", ORDERS),
         interval_s=f.duration("interval", 30.0),
     )
-    registers = _read_registers(f, defaults)
+    items = _register_items(f)
+    reader = RegisterReader(f.problems, defaults)
+    found = [(path, reader.read(path, raw)) for path, raw in items]
+    registers = [(path, register) for path, register in found if register is not None]
     device = Device(
         name=name or "",
         id=f.convert("id", int_in(0, None), None),
@@ -202,18 +205,16 @@ def read_device(
     )
     f.finish()
     # Kept with a bad name (""), so its connection and registers are still cross-checked.
-    named = tuple(_register_names(f))
+    named = tuple(_register_names(items))
     return DeviceEntry(path, device, tuple(p for p, _ in registers), named)
 
 
-def _register_names(f: Fields) -> list[tuple[str, str]]:
+def _register_names(items: list[tuple[str, object]]) -> list[tuple[str, str]]:
     """(path, name) of each register written as a mapping with a text name."""
-    if f.get("registers") is MISSING or not isinstance(f.get("registers"), list | tuple):
-        return []
     return [
-        (path, raw["name"])
-        for path, raw in f.items("registers")
-        if isinstance(raw, Mapping) and isinstance(raw.get("name"), str) and raw["name"]
+        (path, name)
+        for path, raw in items
+        if isinstance(raw, dict | Mapping) and isinstance(name := raw.get("name"), str) and name
     ]
 
 
@@ -225,12 +226,12 @@ def _read_connection_ref(f: Fields, names: list[str]) -> str | None:
     return names[0]
 
 
-def _read_registers(f: Fields, defaults: RegisterDefaults) -> list[tuple[str, Register]]:
+def _register_items(f: Fields) -> list[tuple[str, object]]:
+    """(path, raw entry) of each register; an empty, missing or non-list value is reported."""
     if f.get("registers") is MISSING:
         f.report("registers", "missing required key: a device needs at least one register")
         return []
     items = f.items("registers")
     if f.get("registers") in ([], ()):
         f.report("registers", "a device needs at least one register")
-    found = [(path, read_register(path, raw, f.problems, defaults)) for path, raw in items]
-    return [(path, register) for path, register in found if register is not None]
+    return items

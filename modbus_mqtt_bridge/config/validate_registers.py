@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .addressing import MAX_ADDRESS, Address, AddressError, parse_address, parse_table
 from .fields import (
     MISSING,
+    EnvText,
     FieldError,
     Fields,
     Problems,
@@ -40,6 +42,7 @@ TABLE_LABELS = {  # a table as a message names it
 }
 NUMERIC_ONLY = ("scale", "offset", "deadband", "min", "max")
 MAX_STRING_REGISTERS = 125  # one read request carries at most 125 registers
+register_name = segment_name(RESERVED_REGISTER)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,101 @@ class _Type:
     canonical: str
 
 
+# The keys that tell registers of one shape apart (see RegisterReader).
+_OWN_KEYS = ("name", "address")
+_SCALARS = frozenset({str, EnvText, int, float, bool, type(None)})
+_FIELD = {f.name: i for i, f in enumerate(fields(Register))}
+_NAME, _PARAMETER, _ADDRESS, _WRITTEN = (
+    _FIELD[k] for k in ("name", "parameter", "address", "register_address")
+)
+_ShapeKey = tuple[Table, tuple[tuple[object, type, object], ...]]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A register read by `read_register` without a problem, for the registers like it."""
+
+    values: tuple[object, ...]  # its fields, in order
+    count: int  # registers it spans (the same for every register of the shape)
+    own_parameter: bool  # `parameter` given (else it is the name)
+    own_register_address: bool  # `register_address` given (else the address as written)
+
+
+class RegisterReader:
+    """Reads the registers of one device; those alike but for name and address, once.
+
+    A register list repeats the same keys and values (type, unit, scale, ...) entry after
+    entry. `read_register` reads the first register of each shape (same keys, same values
+    but name and address, same table); when it finds no problem, each later register of
+    that shape takes its fields, with its own name and address. Those are checked with what
+    `read_register` uses for them (`register_name`, `parse_address`, the span check), and
+    are the only inputs of `read_register` that differ within a shape: name sets the
+    parameter when none is given, and the address as written the register_address. A
+    register that fails any of that, or holds anything but plain values, goes through
+    `read_register`, so every problem is found and worded by one reader.
+    """
+
+    def __init__(self, problems: Problems, defaults: RegisterDefaults) -> None:
+        self.problems = problems
+        self.defaults = defaults
+        self.shapes: dict[_ShapeKey, _Shape] = {}
+
+    def read(self, path: str, raw: object) -> Register | None:
+        if type(raw) is not dict:
+            return read_register(path, raw, self.problems, self.defaults)
+        try:  # the two keys that differ within a shape; a bad one is read_register's
+            name = _name_of(raw.get("name"))
+            location = _location_of(raw.get("address"), raw.get("table"))
+        except (FieldError, AddressError, TypeError):  # TypeError: unhashable, not cached
+            return read_register(path, raw, self.problems, self.defaults)
+        key = _shape_key(raw, location.table)
+        shape = self.shapes.get(key) if key is not None else None
+        if shape is not None and location.address + shape.count - 1 <= MAX_ADDRESS:
+            return _like(shape, name, location)
+        seen = len(self.problems.items)
+        register = read_register(path, raw, self.problems, self.defaults)
+        if key is not None and register is not None and len(self.problems.items) == seen:
+            self.shapes[key] = _Shape(
+                tuple(getattr(register, f.name) for f in fields(Register)),
+                register.count,
+                raw.get("parameter") is not None,
+                raw.get("register_address") is not None,
+            )
+        return register
+
+
+# Devices of one model repeat the same names and addresses; both are pure, their results
+# immutable. typed: `address: 1` and `address: true` (equal in Python) are told apart.
+_name_of = functools.lru_cache(maxsize=65536, typed=True)(register_name)
+_location_of = functools.lru_cache(maxsize=65536, typed=True)(parse_address)
+
+
+def _shape_key(raw: dict[object, object], table: Table) -> _ShapeKey | None:
+    """Every key and value of `raw` but name and address, with their types (so `1`, `1.0`
+    and `true` differ), or None when a value is not a plain scalar."""
+    items: list[tuple[object, type, object]] = []
+    for key, value in raw.items():
+        if key in _OWN_KEYS:
+            continue
+        kind = type(value)
+        if kind not in _SCALARS:
+            return None
+        # -0.0 == 0.0, yet an offset of -0.0 keeps a reading of -0.0 negative
+        items.append((key, kind, value.hex() if kind is float else value))  # type: ignore[attr-defined]
+    return table, tuple(items)
+
+
+def _like(shape: _Shape, name: str, location: Address) -> Register:
+    values = list(shape.values)
+    values[_NAME] = name
+    values[_ADDRESS] = location.address
+    if not shape.own_parameter:
+        values[_PARAMETER] = name
+    if not shape.own_register_address:
+        values[_WRITTEN] = location.written
+    return Register(*values)  # type: ignore[arg-type]
+
+
 def read_register(
     path: str, raw: object, problems: Problems, defaults: RegisterDefaults
 ) -> Register | None:
@@ -65,7 +163,7 @@ def read_register(
     f = Fields(raw, path, problems)
     if not f.ok:
         return None
-    name = f.required("name", segment_name(RESERVED_REGISTER))
+    name = f.required("name", register_name)
     location = read_location(f)
     kind = read_type(f, location)
     register = _build(f, name or "", location, kind, defaults)

@@ -8,10 +8,13 @@ source text, since YAML 1.1 would read it as the octal number 8.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import operator
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import yaml
 
@@ -28,6 +31,7 @@ MAX_NODES = 1_000_000  # guards against alias bombs ("billion laughs")
 _INT_TAG = "tag:yaml.org,2002:int"
 _COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 _STR_TAG = "tag:yaml.org,2002:str"
+_ScalarNode = yaml.ScalarNode
 # Keys that make `flatten_mapping` rewrite a mapping: `<<` merges and `=` value keys.
 _SPECIAL_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
 # libyaml's parser is several times faster on big configs; the pure-Python one is the fallback.
@@ -35,25 +39,22 @@ _BaseLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """The safe loader, remembering each plain scalar's resolved tag within one document.
+    """The safe loader, with the resolver calls libyaml's composer makes per node made cheap.
 
-    Resolving runs up to three regular expressions per scalar in Python, and a register list
-    repeats the same keys and types thousands of times. The safe resolver has no path
-    resolvers, so a scalar's tag depends on its text and implicitness alone.
+    `resolve` runs up to three regular expressions per scalar in Python, and a register list
+    repeats the same keys and types thousands of times. Without path resolvers (the safe
+    loader has none) a node's tag depends on its kind, text and implicitness alone: it is
+    remembered within one document, by a C-level cache (a hit never enters Python). For the
+    same reason `descend_resolver` and `ascend_resolver` do nothing; builtins that do
+    nothing either stand in for them, so the composer's two calls per node stay in C.
     """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._scalar_tags: dict[tuple[str, tuple[bool, bool]], str] = {}
-
-    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
-        if kind is not yaml.ScalarNode:
-            return str(super().resolve(kind, value, implicit))
-        key = (value, implicit)
-        tag = self._scalar_tags.get(key)
-        if tag is None:
-            tag = self._scalar_tags[key] = str(super().resolve(kind, value, implicit))
-        return tag
+        if not self.yaml_path_resolvers:  # only yaml.add_path_resolver(...) would add one
+            self.resolve = functools.lru_cache(maxsize=None)(super().resolve)
+            self.descend_resolver = operator.is_  # (parent, index) -> ignored
+            self.ascend_resolver = tuple  # () -> ignored
 
 
 _REFERENCE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)(.*))?", re.DOTALL)
@@ -155,16 +156,17 @@ class _Walker:
     def walk(self, node: yaml.Node, path: str, key: str | None) -> object:
         self.budget -= 1
         if self.budget < 0:
-            raise ConfigError([Problem("", f"the config has more than {MAX_NODES} values")])
+            self._over_budget()
         if isinstance(node, yaml.ScalarNode):  # no children: never part of an alias loop
             return self.scalar(node, path, key)
-        if id(node) in self.active:
+        node_id = id(node)
+        if node_id in self.active:
             self.problem(path, "an alias refers to itself", node)
             return Unresolved("*")
-        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+        if node.tag not in _COLLECTION_TAGS:
             self.problem(path, f"unsupported tag {node.tag}", node)
             return Unresolved(node.tag)
-        self.active.add(id(node))
+        self.active.add(node_id)
         try:
             if isinstance(node, yaml.MappingNode):
                 return self.mapping(node, path)
@@ -172,22 +174,28 @@ class _Walker:
                 return self.sequence(node, path)
             return self.scalar(node, path, key)
         finally:
-            self.active.discard(id(node))
+            self.active.discard(node_id)
 
     def sequence(self, node: yaml.SequenceNode, path: str) -> list[object]:
-        items = []
+        items: list[object] = []
         lines = self.doc.lines
         for i, item in enumerate(node.value):
             child = f"{path}[{i}]"
             lines.setdefault(child, item.start_mark.line + 1)
-            items.append(self.walk(item, child, None))
+            if item.__class__ is _ScalarNode and item.tag == _STR_TAG and "$" not in item.value:
+                self.budget -= 1  # what `walk` would do, without the call
+                items.append(item.value)
+            else:
+                items.append(self.walk(item, child, None))
+        if self.budget < 0:
+            self._over_budget()
         return items
 
     def mapping(self, node: yaml.MappingNode, path: str) -> dict[str, object]:
         # Keys written in this mapping (not merged in) are the ones a duplicate is reported
         # for; taken before the first flatten, which rewrites node.value. None: all are own.
-        own = self.own_keys.get(id(node))
-        if own is None and any(k.tag in _SPECIAL_KEY_TAGS for k, _ in node.value):
+        own = self.own_keys.get(id(node)) if self.own_keys else None
+        if own is None and not _SPECIAL_KEY_TAGS.isdisjoint([k.tag for k, _ in node.value]):
             own = self.own_keys[id(node)] = {id(k) for k, _ in node.value}
         if own is not None:
             self.loader.flatten_mapping(node)  # applies `<<: *defaults` merge keys
@@ -195,10 +203,11 @@ class _Walker:
         first: dict[str, int] = {}
         lines = self.doc.lines
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
+            if key_node.__class__ is not _ScalarNode:
                 self.problem(path, "a key must be a plain name, not a list or mapping", key_node)
                 continue
-            key, child = key_node.value, join(path, key_node.value)
+            key = key_node.value
+            child = f"{path}.{key}" if path and key.isprintable() else join(path, key)
             line = key_node.start_mark.line + 1
             if own is None or id(key_node) in own:
                 if key in first:
@@ -206,8 +215,24 @@ class _Walker:
                 else:
                     first[key] = line
             lines[child] = line
+            # Most values are plain text, or an address's digits: taken as `scalar` would.
+            if value_node.__class__ is _ScalarNode:
+                tag, text = value_node.tag, value_node.value
+                if tag == _STR_TAG and "$" not in text:
+                    self.budget -= 1
+                    result[key] = text
+                    continue
+                if tag == _INT_TAG and key in TEXT_KEYS:
+                    self.budget -= 1
+                    result[key] = EnvText(text)
+                    continue
             result[key] = self.walk(value_node, child, key)
+        if self.budget < 0:
+            self._over_budget()
         return result
+
+    def _over_budget(self) -> NoReturn:
+        raise ConfigError([Problem("", f"the config has more than {MAX_NODES} values")])
 
     def scalar(self, node: yaml.Node, path: str, key: str | None) -> object:
         tag = node.tag

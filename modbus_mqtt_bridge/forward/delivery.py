@@ -176,6 +176,8 @@ class Delivery:
         self.ep, self._store, self._http, self._metrics = endpoints, store, http, metrics
         self.gate = Gate(policy, metrics)
         self._busy: set[str] = set()  # keys with a request in flight
+        self._jobs = 0  # requests in flight (a finished one leaves before it wakes us)
+        self._in_flight = 0  # entries in those requests
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._dead_log = Throttle(1.0)
@@ -215,10 +217,21 @@ class Delivery:
         if free <= 0:
             return 0
         per_job = self.ep.batch_size if self.ep.batch_url else 1
+        if self._jobs and self._store.depth - self._in_flight < per_job:
+            return 0  # not a full batch waiting: see below
         jobs = await self._store.take(free, per_job, self._busy)
         self.gate.storage_ok("take")
+        if self._jobs:
+            # While a request is in flight a partial batch waits for more readings or for
+            # that request's end (Nagle's rule): at a steady trickle every commit of the
+            # intake would otherwise leave as its own small batch, and each request costs
+            # the API (a framework boot) and us (a connection, SQL, an answer) far more
+            # than a reading does. An idle side-car still sends the first reading at once.
+            jobs = [job for job in jobs if len(job) >= per_job]
         for job in jobs:
             self._busy.update(e.key for e in job)
+            self._jobs += 1
+            self._in_flight += len(job)
             task = asyncio.create_task(self._deliver(job, self.gate.epoch), name="forward-post")
             self._tasks.add(task)
             task.add_done_callback(self._finished)
@@ -247,6 +260,8 @@ class Delivery:
                 await self._send_batch(job, self.ep.batch_url, epoch)
         finally:
             self._busy.difference_update(e.key for e in job)
+            self._jobs -= 1
+            self._in_flight -= len(job)
             self._wake.set()
 
     async def _send_one(self, entry: Entry, epoch: int) -> bool:

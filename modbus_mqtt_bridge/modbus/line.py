@@ -28,8 +28,13 @@ class Line:
         self._rx_at: float | None = None  # when the current exchange's last bytes came in
 
     def trace(self, sending: bool, data: bytes) -> bytes:
-        """pymodbus calls this with each frame it sends and its receive buffer on each read."""
+        """pymodbus calls this with each frame it sends and its receive buffer on each read.
+
+        A frame is handed over just before pymodbus writes it: the last fraction of the
+        silence (see `wait_turn`) is kept here, so the gap holds at the write itself.
+        """
         if sending:
+            hold_until(self._quiet_until)
             self.rx.clear()
             self._seen = b""
             self._open = True
@@ -47,8 +52,13 @@ class Line:
         return data
 
     async def wait_turn(self) -> None:
-        """Sleep until the bus has been silent long enough for the next frame."""
-        await sleep_until(self._quiet_until)
+        """Sleep, the loop free, until the bus is nearly silent long enough for the next frame.
+
+        The loop may wake up to `_TIMER_STEP_S` early: `trace` sleeps what is left when the
+        frame goes out. The ~0.15 ms pymodbus takes from the request call to its write
+        (a task, the lock, framing) thus overlaps the silence instead of following it.
+        """
+        await sleep_nearly_until(self._quiet_until)
 
     def close_exchange(self, *, failed: bool, hold_s: float = 0.0) -> None:
         """The exchange is over: keep the bus quiet for the gap (+ turnaround, + settling)."""
@@ -75,9 +85,20 @@ async def sleep_until(deadline: float) -> None:
     the last fraction of a millisecond is slept here (the thread sleeps, it does not spin),
     holding the loop for under `_TIMER_STEP_S`.
     """
+    await sleep_nearly_until(deadline)
+    hold_until(deadline)
+
+
+async def sleep_nearly_until(deadline: float) -> None:
+    """Sleep on the loop until at most `_TIMER_STEP_S` before `deadline` (never after it
+    by more than the loop's own lateness)."""
     delay = deadline - time.monotonic()
     if delay > _TIMER_STEP_S:
         await asyncio.sleep(delay - _TIMER_STEP_S)
-        delay = deadline - time.monotonic()
+
+
+def hold_until(deadline: float) -> None:
+    """Sleep the thread (it does not spin) until `deadline`: meant for under a millisecond."""
+    delay = deadline - time.monotonic()
     if delay > 0:
-        time.sleep(delay)  # noqa: ASYNC251  (under a millisecond, on purpose: see above)
+        time.sleep(delay)

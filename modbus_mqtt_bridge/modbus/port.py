@@ -26,6 +26,7 @@ import errno
 import logging
 import os
 import ssl
+import struct
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -35,7 +36,11 @@ from typing import Any
 from pymodbus import FramerType, ModbusException
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, AsyncModbusTlsClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
-from pymodbus.pdu import ExceptionResponse
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersResponse,
+    ReadInputRegistersResponse,
+)
 
 from ..config.model import Connection, ModbusTls
 from ..config.types import Table
@@ -113,6 +118,8 @@ class ModbusPort:
             raise ModbusConnectionError(f"cannot connect to {describe(self.conn)}: {exc}") from exc
         if not ok:
             raise ModbusConnectionError(self._connect_failure())
+        if self.conn.type == "rtu":
+            write_at_once(self._made.ctx.transport)
 
     def _connect_failure(self) -> str:
         """One line on why the link did not come up: in use, TLS refused, or the OS's word."""
@@ -314,6 +321,41 @@ def _io_error(text: str) -> ModbusError:
     return ModbusBadResponse(text)
 
 
+def write_at_once(transport: Any) -> None:
+    """Have pymodbus's serial transport write a frame when handed it, not a loop turn later.
+
+    Its `write` only queues the frame and asks the loop to call back once the port is
+    writable (`add_writer`): one more loop iteration, ~0.1-0.2 ms, after the inter-frame
+    silence on every exchange. The port is non-blocking (pyserial opens it O_NONBLOCK),
+    so writing at once never waits; whatever it does not take (a full output buffer)
+    goes to the queue as before, and so does everything while the queue is not empty,
+    so frames keep their order. os.write, not pyserial's write: that one spins on EAGAIN.
+    """
+    if getattr(transport, "force_poll", True) or not hasattr(transport, "intern_write_buffer"):
+        return  # not the transport this was written for (or Windows' polling mode)
+    if getattr(transport.write, "at_once", False):
+        return
+    fd = transport.sync_serial.fileno()
+    queue = transport.write
+
+    def write(data: bytes) -> None:
+        if transport.intern_write_buffer:
+            queue(data)
+            return
+        try:
+            sent = os.write(fd, data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:  # the port went away (EIO): as pymodbus's own write does
+            transport.close(exc=exc)
+            return
+        if sent < len(data):
+            queue(data[sent:])
+
+    write.at_once = True  # type: ignore[attr-defined]
+    transport.write = write
+
+
 def _in_use(exc: OSError) -> bool:
     return exc.errno in _IN_USE_ERRNOS or any(text in str(exc) for text in _IN_USE_TEXTS)
 
@@ -378,8 +420,8 @@ def _make_client(conn: Connection, trace: Callable[[bool, bytes], bytes] | None)
     if conn.tls is not None:
         context = _ssl_context(conn, conn.tls)
         port = int(conn.port or 802)
-        return AsyncModbusTlsClient(str(conn.host), sslctx=context, port=port, **common)
-    if conn.type == "rtu":
+        client = AsyncModbusTlsClient(str(conn.host), sslctx=context, port=port, **common)
+    elif conn.type == "rtu":
         client = AsyncModbusSerialClient(
             str(conn.port),
             framer=FramerType.RTU,
@@ -393,6 +435,8 @@ def _make_client(conn: Connection, trace: Callable[[bool, bytes], bytes] | None)
         framer = FramerType.RTU if conn.type == "rtu-over-tcp" else FramerType.SOCKET
         host, port = str(conn.host), int(conn.port or 502)
         client = AsyncModbusTcpClient(host, port=port, framer=framer, **common)
+    for response in FAST_RESPONSES:  # one struct call per register response (below)
+        client.register(response)
     if conn.type == "rtu-over-tcp":
         # pymodbus drops a TCP link after a few unanswered requests in a row; behind an RTU
         # gateway those are one silent slave's timeouts, not a broken link.
@@ -422,3 +466,43 @@ def describe(conn: Connection) -> str:
         )
     kind = ", rtu over tcp" if conn.type == "rtu-over-tcp" else ", tls" if conn.tls else ""
     return f"{conn.name} ({conn.host}:{conn.port or 502}{kind})"
+
+
+# -- register responses in one struct call ---------------------------------------------
+# pymodbus 3.x decodes a register response with one struct.unpack per register, then
+# renders the whole PDU as text for a debug line even with debug logging off (the argument
+# is built before the call): at 100 registers, a large share of a request's client CPU.
+# These subclasses give the same registers and errors (tests/unit/test_modbus_responses.py
+# holds them to pymodbus's own classes); the text is the full one whenever pymodbus's debug
+# logging is on. `_make_client` registers them on each client (pymodbus's public hook for
+# response classes), so nothing global changes.
+
+_PYMODBUS_LOG = logging.getLogger("pymodbus.logging")  # pymodbus's Log._logger
+
+
+class _OneStructCall(ModbusPDU):
+    def decode(self, data: bytes) -> None:
+        """As pymodbus: a byte count, then big-endian 16-bit words (an odd count drops its
+        last byte); a count beyond the data is an IO error."""
+        if (data_len := int(data[0])) >= len(data):
+            raise ModbusIOException(
+                f"byte_count {data_len} > length of packet {len(data)}",
+                function_code=self.function_code,
+            )
+        self.registers = list(struct.unpack_from(f">{data_len // 2}H", data, 1))
+
+    def __str__(self) -> str:
+        if _PYMODBUS_LOG.isEnabledFor(logging.DEBUG):
+            return super().__str__()
+        return type(self).__name__
+
+
+class HoldingRegisters(_OneStructCall, ReadHoldingRegistersResponse):
+    pass
+
+
+class InputRegisters(_OneStructCall, ReadInputRegistersResponse):
+    pass
+
+
+FAST_RESPONSES: tuple[type[ModbusPDU], ...] = (HoldingRegisters, InputRegisters)

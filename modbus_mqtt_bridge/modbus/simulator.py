@@ -19,7 +19,7 @@ import math
 import ssl
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pymodbus import FramerType
@@ -33,7 +33,8 @@ from ..config.model import Config, Connection, Device, Register
 from ..config.types import TYPES, Table
 from ..errors import CodecError
 from ..readings import Value
-from .line import sleep_until
+from .line import hold_until, sleep_nearly_until
+from .port import write_at_once
 from .wiretime import SERIAL_TYPES, exchange_time, frame_gap
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,10 @@ class Simulator:
         self.written: dict[tuple[str, str], bool] = {}
         self.started = time.monotonic()
         self.emulate_line = False  # RTU answers take their wire time at the baud rate
+        # emulate_line, per connection: when the last request's bytes came in, and when
+        # the answer to it may go out
+        self.request_at: dict[str, float] = {}
+        self.answer_at: dict[str, float] = {}
         self.serving: set[str] = set()  # connections whose server is up
         # When a list: every RTU frame in and out, as (connection, sending, bytes) (tests).
         self.line_log: list[tuple[str, bool, bytes]] | None = None
@@ -210,12 +215,22 @@ class _Context(ModbusServerContext):
         return unit
 
     async def _wire_time(self, table: Table, count: int) -> None:
-        """Answer when a real line would have carried request and response (emulate_line)."""
+        """Answer when a real line would have carried request and response (emulate_line).
+
+        Counted from the request's arrival, not from now: pymodbus takes ~0.3 ms to get
+        from the bytes to this call, time a real slave spends receiving, not after it.
+        The loop sleeps most of it; the line's trace hook holds the answer for the rest
+        just before pymodbus writes it (`_LineEnd`), so it leaves on time, not a loop turn
+        or two late.
+        """
         conn = self.sim.config.connection(self.connection)
         if self.sim.emulate_line and conn.type in SERIAL_TYPES:
             # The master keeps the gap after the answer itself: only one gap is ours.
-            wire = exchange_time(table, count, conn.baudrate, frame_gap(conn))
-            await sleep_until(time.monotonic() + wire - frame_gap(conn))
+            gap = frame_gap(conn)
+            arrived = self.sim.request_at.get(self.connection, time.monotonic())
+            answer_at = arrived + exchange_time(table, count, conn.baudrate, gap) - gap
+            self.sim.answer_at[self.connection] = answer_at
+            await sleep_nearly_until(answer_at)
 
     def device_ids(self) -> list[int]:
         return [u for (c, u) in self.sim.units if c == self.connection]
@@ -272,9 +287,10 @@ def make_server(
     if sslctx is not None:
         address = (host, int(port or conn.port or 802))
         return ModbusTlsServer(context, address=address, sslctx=sslctx, ignore_missing_devices=True)
-    trace = line_faults(sim, conn.name) if conn.type in SERIAL_TYPES else None
+    trace = _LineEnd(sim, conn.name) if conn.type in SERIAL_TYPES else None
     if conn.type == "rtu":
-        return ModbusSerialServer(
+        assert trace is not None
+        trace.server = ModbusSerialServer(
             context,
             framer=FramerType.RTU,
             port=str(port or conn.port),
@@ -286,6 +302,7 @@ def make_server(
             reconnect_delay=0.2,
             trace_packet=trace,
         )
+        return trace.server
     framer = FramerType.RTU if conn.type == "rtu-over-tcp" else FramerType.SOCKET
     return ModbusTcpServer(
         context,
@@ -296,18 +313,30 @@ def make_server(
     )
 
 
-def line_faults(sim: Simulator, connection: str) -> Callable[[bool, bytes], bytes]:
-    """A pymodbus trace hook that applies a unit's pending `faults` to its outgoing answers."""
+class _LineEnd:
+    """The simulator's end of a line, as pymodbus's trace hook: it logs frames, applies a
+    unit's pending `faults` to its outgoing answers and, under emulate_line, times them."""
 
-    def trace(sending: bool, packet: bytes) -> bytes:
+    def __init__(self, sim: Simulator, connection: str) -> None:
+        self.sim = sim
+        self.connection = connection
+        self.server: ModbusSerialServer | None = None  # rtu: its transports write at once
+
+    def __call__(self, sending: bool, packet: bytes) -> bytes:
+        sim = self.sim
         if sim.line_log is not None:
-            sim.line_log.append((connection, sending, bytes(packet)))
-        unit = sim.units.get((connection, packet[0])) if sending and packet else None
+            sim.line_log.append((self.connection, sending, bytes(packet)))
+        if not sending:
+            sim.request_at[self.connection] = time.monotonic()  # the last bytes came in
+        elif sim.emulate_line:
+            hold_until(sim.answer_at.pop(self.connection, 0.0))
+            if self.server is not None:  # a reopened port has a new transport
+                for handler in self.server.active_connections.values():
+                    write_at_once(handler.transport)
+        unit = sim.units.get((self.connection, packet[0])) if sending and packet else None
         if unit is None or not unit.faults:
             return packet
         return mangle(packet, unit.faults.pop(0))
-
-    return trace
 
 
 def mangle(frame: bytes, fault: str) -> bytes:

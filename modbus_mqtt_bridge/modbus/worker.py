@@ -153,7 +153,7 @@ class Worker:
             await self._execute(due)
 
     async def _execute(self, requests: Sequence[ReadRequest]) -> None:
-        """Run requests grouped per device, so each device's tick is delivered once."""
+        """Run requests grouped per device, so each device's tick ends once."""
         by_device: dict[str, list[ReadRequest]] = {}
         for request in requests:
             by_device.setdefault(request.device.name, []).append(request)
@@ -168,35 +168,61 @@ class Worker:
     async def _poll_device(
         self, device: Device, requests: list[ReadRequest], health: DeviceHealth
     ) -> None:
+        """Each request's results go on as soon as they are decoded, so a reading does not
+        wait for its device's later requests (issue 16); the tick ends (the device payload)
+        after the last one, and before a command that arrives mid-poll."""
+        # A device not known to be online keeps its tick together, as before: its `online`
+        # goes out ahead of the readings of its first tick (start, recovery).
+        at_once = health.online is True
         readings: list[Reading] = []
         failures: list[ReadFailure] = []
-        for request in requests:
-            if not self._jobs.empty() and (readings or failures):
-                # A command may write what was just read: deliver those readings first, so
-                # a value read before a write never follows the write's result (SPEC 3).
-                self._hand_off(device, readings, failures)
-                readings, failures = [], []
-            await self._run_jobs()
-            try:
-                await self._read_values(request, readings, failures)
-            except ModbusExceptionResponse as exc:
-                failures.extend(_fail_all(request, f"device answered {exc}"))
-                continue
-            except ModbusError as exc:
-                self._exchange_failed(device, health, exc)
-                failures.extend(_fail_all(request, str(exc)))
-                break
-        else:
-            self._device_answered(device, health)
-        if readings or failures:
-            self._hand_off(device, readings, failures)
+        handed = False  # results went on since the tick (or its part before a command) began
+        try:
+            for request in requests:
+                if not self._jobs.empty() and (handed or readings or failures):
+                    # A command may write what was just read: what was read so far goes on
+                    # and its tick ends before the command runs, so a value read before a
+                    # write never follows the write's result (SPEC 3).
+                    self._hand_off(device, readings, failures)
+                    self._end_tick(device)
+                    readings, failures, handed = [], [], False
+                await self._run_jobs()
+                try:
+                    await self._read_values(request, readings, failures)
+                except ModbusExceptionResponse as exc:
+                    failures.extend(_fail_all(request, f"device answered {exc}"))
+                except ModbusError as exc:
+                    self._exchange_failed(device, health, exc)
+                    failures.extend(_fail_all(request, str(exc)))
+                    break
+                if at_once:
+                    handed = self._hand_off(device, readings, failures) or handed
+                    readings, failures = [], []
+            else:
+                self._device_answered(device, health)
+        finally:
+            # Also when a bug ends the tick early: what was read is delivered, and its tick
+            # ends (the worker restarts; nothing already read is dropped on the floor).
+            handed = self._hand_off(device, readings, failures) or handed
+            if handed:
+                self._end_tick(device)
 
     def _hand_off(
         self, device: Device, readings: list[Reading], failures: list[ReadFailure]
-    ) -> None:
-        """To the pipeline; a bug behind it must not stop this connection's polling."""
+    ) -> bool:
+        """Results to the pipeline, if there are any; says whether there were."""
+        if not (readings or failures):
+            return False
+        self._guarded(device, self.sink.on_readings, device, readings, failures)
+        return True
+
+    def _end_tick(self, device: Device) -> None:
+        self._guarded(device, self.sink.on_tick_end, device)
+
+    def _guarded(self, device: Device, call: Callable[..., None], *args: object) -> None:
+        """A bug behind the sink must not stop this connection's polling."""
         try:
-            self.sink.on_tick(device, readings, failures)
+            call(*args)
         except Exception as exc:  # counted and logged; polling goes on
             if self.metrics is not None:
                 self.metrics.handoff_errors.labels(self.conn.name).inc()

@@ -51,8 +51,9 @@ def reading_template(device: Device, register: Register) -> ReadingTemplate:
     return ReadingTemplate(head, '",' + _dumps(rest)[1:])
 
 
-def render(template: ReadingTemplate, value: Value, ts_ms: int) -> str:
-    return f'{{"value":{encode_value(value)}{template.head}{iso_ms(ts_ms)}{template.tail}'
+def render(template: ReadingTemplate, value: Value, stamp: str) -> str:
+    """stamp: iso_ms(ts), formatted once for the readings of one request, which share it."""
+    return f'{{"value":{encode_value(value)}{template.head}{stamp}{template.tail}'
 
 
 def encode_value(value: Value) -> str:
@@ -70,7 +71,8 @@ def encode_value(value: Value) -> str:
 def reading_json(reading: Reading) -> str:
     """{"value":…,"unit":…,"ts":…,"device_id":…,"parameter":…,"register_address":…,
     "data_type":…,"description":…} — the self-describing reading of SPEC 3."""
-    return render(reading_template(reading.device, reading.register), reading.value, reading.ts_ms)
+    template = reading_template(reading.device, reading.register)
+    return render(template, reading.value, iso_ms(reading.ts_ms))
 
 
 def device_json(ts_ms: int, values: Mapping[str, Value] | Iterable[tuple[str, Value]]) -> str:

@@ -30,7 +30,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..config.model import MqttConfig
 from ..errors import MqttError
+from .packets import QoS0Message, qos0_publishes
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class Will:
 _Pending = tuple[
     str, bytes | bytearray | str, int, bool, Properties | None
 ]  # a publish's arguments
+# what waits in the port's queue: a publish's arguments, or a batch of QoS 0 PUBLISH packets
+# already encoded (publish_qos0) that must not overtake the QoS>0 messages queued before it
+_Waiting = _Pending | bytes
 OnMessage = Callable[[Message], None]
 OnAck = Callable[[int], None]
 OnDisconnected = Callable[[str], None]
@@ -117,7 +121,7 @@ class MqttPort:
         # the window: id -> message not yet handed to paho (oldest first); id -> paho's
         # MQTTMessageInfo of a QoS>0 message handed over (pruned in order once published);
         # paho mid -> our id, for the acks
-        self._waiting: OrderedDict[int, _Pending] = OrderedDict()
+        self._waiting: OrderedDict[int, _Waiting] = OrderedDict()
         self._sent: dict[int, paho.MQTTMessageInfo] = {}
         self._ids: dict[int, int] = {}
         self._next_id = 0
@@ -266,8 +270,16 @@ class MqttPort:
         if not waiting or not self.connected:
             return
         out = self._client._out_messages
-        while waiting and len(out) < INFLIGHT:
-            ident, message = waiting.popitem(last=False)
+        while waiting:
+            ident = next(iter(waiting))
+            message = waiting[ident]
+            if isinstance(message, bytes):  # QoS 0: no window to wait for
+                del waiting[ident]
+                self._queue_packets(message)
+                continue
+            if len(out) >= INFLIGHT:
+                return
+            del waiting[ident]
             try:
                 self._hand_over(ident, message)
             except MqttError as exc:  # refused while connected: the link is not usable
@@ -276,6 +288,24 @@ class MqttPort:
                 log.warning("%s", exc)
                 self.abort(f"publish refused: {exc}")
                 return
+
+    def publish_qos0(self, messages: Sequence[QoS0Message]) -> None:
+        """Queue QoS 0 messages as one write (mqtt/packets.py): the bytes paho would send,
+        in order behind what paho already queued, for one queue entry instead of one each."""
+        client = self._client
+        if not messages:
+            return
+        if client._sock is None:  # as paho's publish: QoS 0 is never kept for later
+            raise MqttError("publish failed: The client is not currently connected.")
+        data = qos0_publishes(messages, v5=self._v5)
+        if self._waiting:  # behind QoS>0 messages the window holds back: keep the order
+            self._waiting[self._new_id()] = data
+        else:
+            self._queue_packets(data)
+
+    def _queue_packets(self, data: bytes) -> None:
+        # mid 0 is no message id paho hands out (1..65535) nor one of ours: never acked
+        self._client._packet_queue(paho.PUBLISH, data, 0, 0, paho.MQTTMessageInfo(0))
 
     def subscribe(self, topic: str, qos: int = 1, *, retain_as_published: bool = False) -> None:
         """retain_as_published (MQTT 5): keep the retain flag on live messages too, so a
@@ -305,7 +335,8 @@ class MqttPort:
 
     @property
     def pending_acks(self) -> int:
-        """QoS>0 publishes not yet acknowledged by the broker (paho's and our queue's)."""
+        """QoS>0 publishes not yet acknowledged by the broker (paho's and our queue's; a
+        QoS 0 batch still queued behind them counts until it goes to paho)."""
         return len(self._client._out_messages) + len(self._waiting)
 
     def unacked(self, mid: int) -> bool:

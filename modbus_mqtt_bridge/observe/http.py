@@ -169,6 +169,8 @@ class HttpEndpoint:
                 return await self._api(method, route, query, headers, body)
             if method not in ("GET", "HEAD"):
                 return HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"GET or HEAD only\n"
+            if route == "/metrics":
+                return await self._metrics(headers)
             return self._get(route, headers)
         except HttpError as exc:
             return exc.code, JSON_TYPE, _json({"error": str(exc)})
@@ -178,7 +180,6 @@ class HttpEndpoint:
 
     def _get(self, route: str, headers: Mapping[str, str]) -> Response:
         pages: dict[str, Callable[[Mapping[str, str]], Response]] = {
-            "/metrics": self._metrics,
             "/healthz": self._healthz,
             "/status": self._status,
         }
@@ -244,11 +245,15 @@ class HttpEndpoint:
         code, result = await self._write(device, body)
         return code, JSON_TYPE, _json(result)
 
-    def _metrics(self, headers: Mapping[str, str]) -> Response:
+    async def _metrics(self, headers: Mapping[str, str]) -> Response:
         if self.before_scrape is not None:
-            self.before_scrape()
+            self.before_scrape()  # reads the loop's state: on the loop
         encoder, content_type = choose_encoder(headers.get("accept", ""))
-        return HTTPStatus.OK, content_type, encoder(self.registry)
+        # Rendered in a thread (prometheus_client locks each value): at 1,000 connections
+        # the exposition is 3.6 MB, 0.4 s of CPU, and on the loop it held every worker's
+        # poll for that long (2.4 s on a busy machine) at each scrape.
+        body = await asyncio.to_thread(encoder, self.registry)
+        return HTTPStatus.OK, content_type, body
 
     def _healthz(self, _headers: Mapping[str, str]) -> Response:
         healthy, reason = self.health()

@@ -148,7 +148,9 @@ class CommandHandler:
         readings = [r.reading for r in results if r.reading is not None]
         if readings:
             try:
-                self.sink.on_tick(device, readings, [])  # the new value, right away
+                # the new value, right away: a complete tick of its own (device payload too)
+                self.sink.on_readings(device, readings, [])
+                self.sink.on_tick_end(device)
             except Exception as exc:  # the write happened: its result must still be sent
                 log.warning(
                     "read-back of %s not published: %s: %s", device.name, type(exc).__name__, exc

@@ -110,6 +110,12 @@ class FakeMqttPort:
             self._send(self._mid, out)
         return self._mid
 
+    def publish_qos0(self, messages: Any) -> None:
+        if self.publish_error is not None:
+            raise self.publish_error
+        for topic, payload, _qos, retain in messages:
+            self.publish(topic, payload, 0, retain)
+
     def _send(self, mid: int, out: _Out) -> None:
         if self.broker.blackhole or not self.broker.up:
             return

@@ -192,12 +192,62 @@ def test_an_unexpected_worker_error_restarts_that_worker_only(tmp_path: Path) ->
     assert len(meter) >= 21 - 1 - 2 - 4  # back after 1 s + ~2 s of backoff
 
 
+def test_a_bug_in_a_devices_later_request_loses_none_of_its_earlier_readings(
+    tmp_path: Path,
+) -> None:
+    """A device read in two requests; a bug (not a Modbus error) ends a tick between them.
+    What the first request read is published, its tick's device payload too, then the
+    worker restarts. Each read takes the counter's next value, so a reading read and never
+    published shows as a value missing from both topics."""
+    path = write_config(
+        tmp_path,
+        """
+        site: comp
+        mqtt: {url: "mqtt://127.0.0.1:1", qos: 1, retain: false, device_payload: true}
+        connections: [{name: lan, type: tcp, host: 127.0.0.1, port: 1502}]
+        devices:
+          - name: meter
+            interval: 1s
+            max_gap: 0
+            registers:
+              - {name: a, address: 40001, type: uint16}
+              - {name: b, address: 40101, type: uint16}
+        """,
+    )
+    broker = FakeBroker()
+
+    async def scenario(rig: Rig) -> None:
+        await asyncio.sleep(2.5)  # ticks at 0, 1, 2 s: online since the first
+        port = rig.modbus["lan"]
+        read = port.read
+
+        async def bug_after_a(table: object, address: int, count: int, unit_id: int) -> list[int]:
+            if address == 100 and not exploded:  # b, the tick's second request
+                exploded.append(address)
+                raise RuntimeError("a bug between a device's requests")
+            return await read(table, address, count, unit_id)  # type: ignore[arg-type]
+
+        exploded: list[int] = []
+        port.read = bug_after_a  # type: ignore[method-assign]
+        await asyncio.sleep(6)
+
+    rig = Rig(load_config(path, env={}), broker)
+    rig.run(scenario)
+    assert rig.metric("modbus_bridge_worker_restarts_total", connection="lan") == 1
+    a, b = values(broker.on("comp/meter/a")), values(broker.on("comp/meter/b"))
+    assert_complete(sorted(a + b))  # every value read was published
+    ticks = [json.loads(p) for p in broker.on("comp/meter")]
+    assert [t["a"] for t in ticks] == a  # one device payload per tick, the cut one too
+    assert len(a) == len(b) + 1
+
+
 def test_a_failing_hand_off_is_counted_and_polling_goes_on(tmp_path: Path) -> None:
     broker = FakeBroker()
 
     async def scenario(rig: Rig) -> None:
         await asyncio.sleep(2.5)
-        real = rig.bridge.pipeline.on_tick
+        pipeline = rig.bridge.pipeline
+        real = pipeline.on_readings
         calls = {"n": 0}
 
         def broken(*args: object) -> None:
@@ -207,7 +257,13 @@ def test_a_failing_hand_off_is_counted_and_polling_goes_on(tmp_path: Path) -> No
             real(*args)  # type: ignore[arg-type]
 
         rig.bridge.board.inner = type(
-            "S", (), {"on_tick": staticmethod(broken), "on_status": rig.bridge.pipeline.on_status}
+            "S",
+            (),
+            {
+                "on_readings": staticmethod(broken),
+                "on_tick_end": pipeline.on_tick_end,
+                "on_status": pipeline.on_status,
+            },
         )()
         await asyncio.sleep(5)
 

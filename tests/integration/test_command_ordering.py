@@ -6,18 +6,13 @@ device's first read is on the wire and runs between that read and the next."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.bad_slaves import SlowSlave
-from tests.support.bridge import BridgeProcess
-from tests.support.configs import config_from, write_config
 from tests.support.mosquitto import Mosquitto
-from tests.support.ports import free_port, wait_until
-from tests.support.sim import SimThread
-from tests.support.subscriber import Subscriber
+from tests.support.ports import wait_until
+from tests.support.slow_rig import Rig, slow_rig
 
 SITE = "order"
 DELAY_S = 1.0  # per request: the window in which the command must reach the bridge
@@ -40,30 +35,10 @@ def _yaml(mqtt_url: str, port: int) -> str:
         """
 
 
-@dataclass
-class Rig:
-    sub: Subscriber
-    slave: SlowSlave
-    bridge: BridgeProcess
-
-
 @pytest.fixture
 def rig(tmp_path: Path, broker: Mosquitto) -> Iterator[Rig]:
-    sim_port, slave_port = free_port(), free_port()
-    sim = SimThread(config_from(tmp_path, _yaml(broker.url, sim_port))).start()
-    sim.set_value("plc", "setpoint", 20.0)
-    sim.set_value("plc", "other", 1.0)
-    slave = SlowSlave(slave_port, sim_port, DELAY_S).start()
-    sub = Subscriber(broker.port, [f"{SITE}/#"])
-    path = write_config(tmp_path, _yaml(broker.url, slave_port))
-    bridge = BridgeProcess("run", "-c", str(path), cwd=tmp_path)
-    try:
-        yield Rig(sub, slave, bridge)
-    finally:
-        bridge.terminate()
-        sub.close()
-        slave.stop()
-        sim.stop()
+    with slow_rig(tmp_path, broker, _yaml, SITE, {"setpoint": 20.0, "other": 1.0}, DELAY_S) as made:
+        yield made
 
 
 def test_a_reading_taken_before_a_write_never_follows_its_result(rig: Rig) -> None:

@@ -215,7 +215,10 @@ def test_a_failing_read_back_hand_off_still_answers_the_write(rig: Rig) -> None:
     handler = rig.bridge.bridge.commands
 
     class Broken:
-        def on_tick(self, *_: object) -> None:
+        def on_readings(self, *_: object) -> None:
+            raise RuntimeError("board bug")
+
+        def on_tick_end(self, *_: object) -> None:
             raise RuntimeError("board bug")
 
     sink, handler.sink = handler.sink, Broken()  # type: ignore[assignment]

@@ -129,3 +129,36 @@ def test_a_disconnect_with_messages_in_our_queue_loses_and_repeats_nothing(
         assert [m.text for m in sub.on(status)] == ["online"]
     finally:
         sub.close()
+
+
+def test_a_qos0_batch_does_not_overtake_qos1_messages_the_window_holds_back(
+    broker: Mosquitto,
+) -> None:
+    """publish_qos0 hands paho the packets at once only when nothing waits in our queue;
+    behind a full window it waits its turn (on the code before, it reached the broker
+    after the first window's worth, ahead of 2,000 older readings)."""
+    topic = "window/mixed"
+    sub = Subscriber(broker.port, topic)
+
+    async def scenario() -> None:
+        port = _port(broker, "mixed")
+        await port.connect()
+        try:
+            for n in range(COUNT):
+                port.publish(topic, str(n), 1, False)
+            port.publish_qos0([(topic, "qos0 a", 0, False), (topic, "qos0 b", 0, False)])
+            port.publish(topic, "last", 1, False)
+            assert await port.wait_acked(20)
+        finally:
+            await port.disconnect()
+
+    try:
+        asyncio.run(scenario())
+        wait_until(lambda: len(sub.on(topic)) >= COUNT + 3, 10, f"{COUNT + 3} messages")
+        assert _payloads(sub, topic) == [str(n) for n in range(COUNT)] + [
+            "qos0 a",
+            "qos0 b",
+            "last",
+        ]
+    finally:
+        sub.close()

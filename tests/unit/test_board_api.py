@@ -34,7 +34,9 @@ devices:
 
 
 class _Sink:
-    def on_tick(self, *_args: object) -> None: ...
+    def on_readings(self, *_args: object) -> None: ...
+
+    def on_tick_end(self, *_args: object) -> None: ...
 
     def on_status(self, *_args: object) -> None: ...
 
@@ -62,7 +64,7 @@ def test_rtu_connection_reports_bus_load_and_registers_their_quality(tmp_path: P
     device = config.device("m")
     a, b = device.registers
     ts = time.time_ns() // 1_000_000
-    board.on_tick(device, [Reading(device, a, 5, ts)], [ReadFailure(device, b, "illegal", ts)])
+    board.on_readings(device, [Reading(device, a, 5, ts)], [ReadFailure(device, b, "illegal", ts)])
     registers = {r["name"]: r for r in status.api_device("m")["registers"]}  # type: ignore[index]
     assert registers["a"]["quality"] == "fresh" and registers["a"]["value"] == 5
     assert registers["b"]["quality"] == "bad" and registers["b"]["error"] == "illegal"

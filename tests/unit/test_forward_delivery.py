@@ -281,3 +281,51 @@ def test_an_unreadable_outbox_backs_off_and_delivery_carries_on(tmp_path: Path) 
     assert asyncio.run(main()), "a failing read ended delivery"
     assert len(posts) == 2
     assert outbox.depth == 0
+
+
+def test_a_partial_batch_waits_while_a_request_is_in_flight(tmp_path: Path) -> None:
+    """At a steady trickle each intake commit would leave as its own small batch: while one
+    request is in flight, what arrives waits for it and then goes as one batch."""
+    sizes: list[int] = []
+    parameters = ("Current", "Frequency", "Active Power", "Voltage", "Energy", "Power Factor")
+    endpoints = Endpoints(API, BATCH, 10, 4, 5.0)
+    outbox = Outbox(tmp_path / "outbox.db", 1000)
+    outbox.add([reading(0)])
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            sizes.append(len(json.loads(request.content)["readings"]))
+            if len(sizes) == 1:
+                await release.wait()
+            return created(request)
+
+        store = AsyncOutbox(outbox)
+        async with http_client(Target(endpoints, TOKEN), httpx.MockTransport(handler)) as client:
+            stop = asyncio.Event()
+            delivery = Delivery(endpoints, store, client, ForwarderMetrics(), FAST)
+            task = asyncio.create_task(delivery.run(stop))
+            await _until(lambda: len(sizes) == 1, "the first request")
+            for i, parameter in enumerate(parameters, start=1):  # one commit each, new keys
+                await store.add([reading(i, parameter)])
+                delivery.notify()
+            # bounded look for a request that should not start (concurrency 4 would allow it)
+            with contextlib.suppress(TimeoutError):
+                await _until(lambda: len(sizes) > 1, "a second request", within=0.5)
+            assert sizes == [1], "a partial batch went while a request was in flight"
+            release.set()
+            await _until(lambda: outbox.depth == 0, "the rest to be delivered")
+            stop.set()
+            await task
+
+    asyncio.run(main())
+    assert sizes == [1, len(parameters)]
+
+
+async def _until(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {within}s")
+        await asyncio.sleep(0.01)  # the state lives in the handler and SQLite: polled

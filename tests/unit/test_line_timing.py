@@ -32,9 +32,20 @@ def test_the_gap_counts_from_the_answers_last_byte_and_from_now_after_a_failure(
     time.sleep(0.01)  # the worker's own processing after the answer
     line.close_exchange(failed=False)
     assert before + 10.0 <= line._quiet_until <= answered + 10.0
+    line = Line(gap_s=10.0, settle_s=0.0)  # (this one's next frame would wait out the 10 s)
     line.trace(True, b"request")
     line.trace(False, b"garbage")
     time.sleep(0.01)
     before = time.monotonic()
     line.close_exchange(failed=True)
     assert line._quiet_until >= before + 10.0
+
+
+def test_a_frame_handed_over_before_the_silence_is_up_waits_for_it() -> None:
+    # wait_turn lets the loop wake up to a millisecond early: the write itself keeps the gap
+    line = Line(gap_s=0.003, settle_s=0.0)
+    line.trace(True, b"request")
+    line.trace(False, b"answer")
+    line.close_exchange(failed=False)
+    line.trace(True, b"next request")
+    assert time.monotonic() >= line._quiet_until

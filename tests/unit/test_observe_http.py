@@ -6,10 +6,12 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from modbus_mqtt_bridge.errors import BridgeError
 from modbus_mqtt_bridge.observe.health import Heartbeat
@@ -131,6 +133,50 @@ def test_openmetrics_when_asked() -> None:
             assert response.read().decode().endswith("# EOF\n")
 
     _serve(endpoint, client)
+
+
+class _SlowCollector:
+    """A collector whose exposition takes a while, as 1,000 connections' histograms do."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def collect(self) -> Iterator[Metric]:
+        time.sleep(self.seconds)
+        yield GaugeMetricFamily("modbus_bridge_slow", "slow to render", value=1)
+
+
+def test_a_scrape_does_not_hold_the_loop() -> None:
+    """The workers poll on the loop: rendering /metrics there stalls every poll."""
+    metrics = _populated_bridge_metrics()
+    metrics.registry.register(_SlowCollector(0.5))
+    endpoint = _endpoint(metrics)
+
+    async def scenario() -> tuple[float, str]:
+        stop = asyncio.Event()
+        await endpoint.start()
+        server = asyncio.create_task(endpoint.serve(stop))
+        loop = asyncio.get_running_loop()
+        gaps: list[float] = []
+
+        async def ticker() -> None:
+            last = loop.time()
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+                gaps.append(loop.time() - last)
+                last = loop.time()
+
+        ticking = asyncio.create_task(ticker())
+        try:
+            _, _, body = await asyncio.to_thread(get, f"http://127.0.0.1:{endpoint.port}/metrics")
+        finally:
+            stop.set()
+            await asyncio.gather(server, ticking)
+        return max(gaps), body
+
+    longest, body = asyncio.run(scenario())
+    assert "modbus_bridge_slow 1.0" in body
+    assert longest < 0.25, f"the loop stood still {longest:.2f}s during a scrape"
 
 
 def test_a_taken_port_fails_the_start_clearly() -> None:

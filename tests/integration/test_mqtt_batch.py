@@ -1,0 +1,67 @@
+"""QoS 0 batches through the real paho session to a real Mosquitto: every message arrives,
+in order, interleaved correctly with paho's own publishes, on both protocol versions, also
+when a batch is far larger than the socket buffer (paho's partial writes)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from modbus_mqtt_bridge.config.model import MqttConfig
+from modbus_mqtt_bridge.errors import MqttError
+from modbus_mqtt_bridge.mqtt.port import MqttPort
+from tests.support.mosquitto import Mosquitto
+from tests.support.ports import wait_until
+from tests.support.subscriber import Subscriber
+
+
+def _batch(site: str, b: int, n: int) -> list[tuple[str, str]]:
+    return [(f"{site}/d/r{i % 7}", f'{{"b":{b},"i":{i},"pad":"{"x" * 150}"}}') for i in range(n)]
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_batches_arrive_whole_and_in_order_between_single_publishes(
+    broker: Mosquitto, protocol: str
+) -> None:
+    site = f"batch{protocol.replace('.', '')}"
+    sub = Subscriber(broker.port, f"{site}/#")
+    batches, per_batch = 3, 3_000  # ~0.6 MB a batch through a 4 KiB send buffer
+    try:
+
+        async def run() -> None:
+            cfg = MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}", protocol=protocol)  # type: ignore[arg-type]
+            port = MqttPort(cfg, f"test-batch-{site}")
+            await port.connect(5)
+            sock = port._client._sock
+            assert sock is not None
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # partial sends
+            try:
+                for b in range(batches):
+                    port.publish_qos0([(t, p, 0, False) for t, p in _batch(site, b, per_batch)])
+                    port.publish(f"{site}/marker", str(b), qos=1, retain=False)
+                assert await port.wait_acked(20)
+            finally:
+                await port.disconnect()
+
+        asyncio.run(run())
+        total = batches * (per_batch + 1)
+        wait_until(lambda: len(sub.messages) >= total, 30, f"{total} messages")
+        got = [(m.topic, m.text) for m in sub.messages]
+        expected = []
+        for b in range(batches):
+            expected += _batch(site, b, per_batch)
+            expected.append((f"{site}/marker", str(b)))
+        assert got == expected
+    finally:
+        sub.close()
+
+
+def test_a_batch_without_a_connection_is_refused(broker: Mosquitto) -> None:
+    async def run() -> None:
+        port = MqttPort(MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}"), "test-batch-down")
+        with pytest.raises(MqttError, match="not currently connected"):
+            port.publish_qos0([("a/b", "1", 0, False)])
+
+    asyncio.run(run())
