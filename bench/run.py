@@ -468,7 +468,7 @@ def run_scenario(
     for mode in args.floors:
         progress(f"  floor ({mode}): {secs} x {per_tick:,} messages of {size} bytes")
         burst = 1 if s.device_payload else s.registers
-        f = run_floor(procs, workdir, mqtt_port, arrivals, mode, secs, per_tick, burst, size)
+        f = run_floor(procs, workdir, mqtt_port, arrivals, mode, secs, per_tick, burst, size, s.qos)
         result[f"floor_{mode.replace('-', '_')}"] = f
         progress(
             f"  floor ({mode}): {f['cpu_us_per_msg']:.1f} us/publish, "
@@ -560,6 +560,7 @@ def run_floor(
     per_tick: int,
     batch: int,
     size: int,
+    qos: int = 0,
 ) -> dict[str, Any]:
     log = workdir / f"floor-{mode}.log"
     with contextlib.suppress(FileNotFoundError):
@@ -569,7 +570,7 @@ def run_floor(
         f"floor ({mode})",
         [PY, str(BENCH / "floor.py"), "--port", str(mqtt_port), "--mode", mode,
          "--ticks", str(ticks), "--per-tick", str(per_tick), "--batch", str(batch),
-         "--size", str(size)],
+         "--size", str(size), "--qos", str(qos)],
         log,
         cwd=ROOT,
         env=CHILD_ENV,

@@ -99,6 +99,10 @@ def bridge_yaml(
         f"  per_register: {str(s.per_register).lower()}",
         f"  device_payload: {str(s.device_payload).lower()}",
         "logging: {level: WARNING}",
+        # Never the default state directory: one shared buffer.db would hand a stopped
+        # bench bridge's unacknowledged QoS 1 readings to the next bridge started anywhere
+        # on the machine, which replays them into its own run (counted, and extra load).
+        'buffer: {path: ":memory:"}',
     ]
     if metrics_port is not None:
         lines.append(f'metrics: {{listen: "127.0.0.1:{metrics_port}"}}')

@@ -10,6 +10,15 @@ callback (or when we close the socket), so a broker that hangs up right after CO
 the port disconnected and `connect` raises. The QoS>0 messages paho still holds can be
 taken back (`take_back`), so the publish pipeline, not paho's memory, owns what the broker
 has not acknowledged.
+
+The in-flight window is ours, not paho's. paho's own limit (`max_inflight_messages`)
+queues the excess in its out dict and, on every PUBACK, `Client._update_inflight` walks
+that dict from the start: O(n) per acknowledgement, so past ~1,000 messages in flight a
+QoS 1 stream saturates a core (issue 16). So paho runs unlimited (0: it never queues and
+never walks) and the port hands it at most `INFLIGHT` QoS>0 messages; the rest wait in
+the port's own queue, fed to paho, in order, as acknowledgements free the window (after
+each socket read) or a connection comes up. The ids `publish` returns are the port's own
+(never reused), so a message keeps its id from our queue to the broker's PUBACK.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +48,7 @@ from .packets import QoS0Message, qos0_publishes
 log = logging.getLogger(__name__)
 
 MISC_PERIOD_S = 1.0
+INFLIGHT = 1000  # QoS>0 messages handed to paho and not yet acknowledged, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +74,12 @@ class Will:
     retain: bool = True
 
 
+_Pending = tuple[
+    str, bytes | bytearray | str, int, bool, Properties | None
+]  # a publish's arguments
+# what waits in the port's queue: a publish's arguments, or a batch of QoS 0 PUBLISH packets
+# already encoded (publish_qos0) that must not overtake the QoS>0 messages queued before it
+_Waiting = _Pending | bytes
 OnMessage = Callable[[Message], None]
 OnAck = Callable[[int], None]
 OnDisconnected = Callable[[str], None]
@@ -101,6 +118,13 @@ class MqttPort:
         # called on the loop, at once, each time a connection ends (whatever ended it)
         self.on_disconnected: OnDisconnected | None = None
         self._on_ack: OnAck | None = None
+        # the window: id -> message not yet handed to paho (oldest first); id -> paho's
+        # MQTTMessageInfo of a QoS>0 message handed over (pruned in order once published);
+        # paho mid -> our id, for the acks
+        self._waiting: OrderedDict[int, _Waiting] = OrderedDict()
+        self._sent: dict[int, paho.MQTTMessageInfo] = {}
+        self._ids: dict[int, int] = {}
+        self._next_id = 0
         self._wire_callbacks()
 
     # -- connection ------------------------------------------------------------------
@@ -200,15 +224,70 @@ class MqttPort:
         retain: bool,
         properties: Properties | None = None,
     ) -> int:
-        """Queue one message; returns its mid (acked later via on_ack when qos > 0)."""
+        """Queue one message; returns its id (acked later via on_ack when qos > 0).
+
+        A QoS>0 message is kept while the broker is away and sent after the reconnect: not
+        a failure. It goes to paho at once when the window has room and nothing older waits,
+        else into our queue behind the older ones (a QoS 0 message too while connected, to
+        keep the order; while disconnected paho refuses it, as before)."""
+        ident = self._new_id()
+        if qos > 0:
+            queue = (
+                self._waiting or not self.connected or len(self._client._out_messages) >= INFLIGHT
+            )
+        else:
+            queue = bool(self._waiting) and self.connected
+        if queue:
+            self._waiting[ident] = (topic, payload, qos, retain, properties)
+        else:
+            self._hand_over(ident, (topic, payload, qos, retain, properties))
+        return ident
+
+    def _hand_over(self, ident: int, message: _Pending) -> None:
+        topic, payload, qos, retain, properties = message
         info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
-        # For QoS > 0 paho keeps the message and sends it after the reconnect: not a failure.
-        accepted = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
-            qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN
-        )
-        if not accepted:
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not (
+            qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN  # kept, sent after CONNACK
+        ):
             raise MqttError(f"publish to {topic!r} failed: {paho.error_string(info.rc)}")
-        return info.mid
+        if qos > 0:
+            self._sent[ident] = info
+            self._ids[info.mid] = ident
+
+    def _feed(self) -> None:
+        """Hand paho what waits, oldest first, while the window has room; forget what the
+        broker acknowledged (paho acks QoS 1 in order, so the oldest go first)."""
+        sent = self._sent
+        while sent:
+            ident = next(iter(sent))
+            info = sent[ident]
+            if not info._published:  # set on the PUBACK (is_published() raises for NO_CONN)
+                break
+            del sent[ident]
+            if self._ids.get(info.mid) == ident:
+                del self._ids[info.mid]
+        waiting = self._waiting
+        if not waiting or not self.connected:
+            return
+        out = self._client._out_messages
+        while waiting:
+            ident = next(iter(waiting))
+            message = waiting[ident]
+            if isinstance(message, bytes):  # QoS 0: no window to wait for
+                del waiting[ident]
+                self._queue_packets(message)
+                continue
+            if len(out) >= INFLIGHT:
+                return
+            del waiting[ident]
+            try:
+                self._hand_over(ident, message)
+            except MqttError as exc:  # refused while connected: the link is not usable
+                waiting[ident] = message
+                waiting.move_to_end(ident, last=False)
+                log.warning("%s", exc)
+                self.abort(f"publish refused: {exc}")
+                return
 
     def publish_qos0(self, messages: Sequence[QoS0Message]) -> None:
         """Queue QoS 0 messages as one write (mqtt/packets.py): the bytes paho would send,
@@ -219,8 +298,14 @@ class MqttPort:
         if client._sock is None:  # as paho's publish: QoS 0 is never kept for later
             raise MqttError("publish failed: The client is not currently connected.")
         data = qos0_publishes(messages, v5=self._v5)
-        # mid 0 is no message id paho hands out (1..65535): an on_ack for it is ignored
-        client._packet_queue(paho.PUBLISH, data, 0, 0, paho.MQTTMessageInfo(0))
+        if self._waiting:  # behind QoS>0 messages the window holds back: keep the order
+            self._waiting[self._new_id()] = data
+        else:
+            self._queue_packets(data)
+
+    def _queue_packets(self, data: bytes) -> None:
+        # mid 0 is no message id paho hands out (1..65535) nor one of ours: never acked
+        self._client._packet_queue(paho.PUBLISH, data, 0, 0, paho.MQTTMessageInfo(0))
 
     def subscribe(self, topic: str, qos: int = 1, *, retain_as_published: bool = False) -> None:
         """retain_as_published (MQTT 5): keep the retain flag on live messages too, so a
@@ -250,17 +335,22 @@ class MqttPort:
 
     @property
     def pending_acks(self) -> int:
-        """QoS>0 publishes not yet acknowledged by the broker."""
-        return len(self._client._out_messages)
+        """QoS>0 publishes not yet acknowledged by the broker (paho's and our queue's; a
+        QoS 0 batch still queued behind them counts until it goes to paho)."""
+        return len(self._client._out_messages) + len(self._waiting)
 
     def unacked(self, mid: int) -> bool:
-        """Is this QoS>0 publish still waiting for its acknowledgement?"""
-        return mid in self._client._out_messages
+        """Is this QoS>0 publish still waiting (in our queue) or for its acknowledgement?"""
+        if mid in self._waiting:
+            return True
+        info = self._sent.get(mid)
+        return info is not None and not info._published
 
     def oldest_unacked_age_s(self) -> float:
         """How long the oldest unacknowledged QoS>0 publish has waited (0: none waits).
         paho stamps each message with time.monotonic() when queued and again when it is
-        re-sent after a CONNACK, so this is the wait on the current connection."""
+        re-sent after a CONNACK, so this is the wait on the current connection. Our queue
+        is fed as soon as the window has room, so paho holds the oldest."""
         out = self._client._out_messages
         if not out:
             return 0.0
@@ -268,17 +358,33 @@ class MqttPort:
         return max(0.0, time.monotonic() - oldest.timestamp)
 
     def take_back(self, mids: Collection[int]) -> None:
-        """Make paho forget these unacknowledged publishes: it will not re-send them after a
-        reconnect, since their owner keeps them (the buffer) and replays them itself.
-        Other messages paho holds (command results) stay queued, in their order."""
+        """Forget these unacknowledged publishes (ours and paho's): they are not sent or
+        re-sent after a reconnect, since their owner keeps them (the buffer) and replays
+        them itself. Other messages (command results) stay queued, in their order."""
         if not mids:
             return
+        taken = set(mids)
+        waiting, ids, sent = self._waiting, self._ids, self._sent
+        for gone in taken.intersection(waiting):
+            del waiting[gone]
+        kept: list[tuple[int, _Pending]] = []
         for msg in self._client.drop_out_messages():
-            if msg.mid not in mids:
-                # queued again as new messages (new mids): paho sends them after CONNACK
-                self._client.publish(
-                    msg.topic, msg.payload, msg.qos, msg.retain, getattr(msg, "properties", None)
-                )
+            ident = ids.pop(msg.mid, 0)  # ids start at 1
+            sent.pop(ident, None)
+            if ident not in taken:
+                message: _Pending = (msg.topic, msg.payload, msg.qos, msg.retain, msg.properties)
+                kept.append((ident or self._new_id(), message))
+        for acked in taken.intersection(sent):
+            del sent[acked]  # acknowledged meanwhile: nothing to drop
+        # paho's were older than our queue's: they go first, under their own ids
+        for ident, message in reversed(kept):
+            waiting[ident] = message
+            waiting.move_to_end(ident, last=False)
+        self._feed()
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
 
     # -- paho callbacks, all on the loop thread --------------------------------------
 
@@ -330,8 +436,9 @@ class MqttPort:
         self._client.on_publish = self._on_publish if callback is not None else None
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
-        if self._on_ack is not None:
-            self._on_ack(mid)
+        ident = self._ids.get(mid)
+        if ident is not None and self._on_ack is not None:
+            self._on_ack(ident)
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         if self.on_message is None:
@@ -369,6 +476,7 @@ class MqttPort:
 
     def _readable(self) -> None:
         self._client.loop_read()
+        self._feed()  # PUBACKs (or a CONNACK) may have opened the window
 
     def _on_socket_close(self, _c: Any, _u: Any, sock: Any) -> None:
         self._on_loop(self._forget_socket, sock)
@@ -411,8 +519,10 @@ def _build_client(
         clean_session=None if v5 else clean_start,
         manual_ack=manual_ack,
     )
-    # The bridge buffers on disk itself; paho's in-memory queue only holds in-flight QoS 1.
-    client.max_inflight_messages_set(1000)
+    # The bridge buffers on disk itself and the port keeps the in-flight window (INFLIGHT):
+    # paho is unlimited on both, so it never queues a message it has not sent and never
+    # walks its out dict on a PUBACK (_update_inflight runs only with a limit).
+    client.max_inflight_messages_set(0)
     client.max_queued_messages_set(0)
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password)
