@@ -57,7 +57,7 @@ from scenarios import Scenario, bridge_yaml
 DEVICES = 10
 TARGET_COMPLETENESS = 0.99
 TARGET_SHARE = 0.8
-MAX_REGISTERS = 9999  # topics rNNNN keep their length
+MAX_REGISTERS = 4999  # float32 at 40001, 40003, ...: five-digit Modicon 4xxxx ends at 49999
 FLOOR_TICKS = {0: 5, 1: 3}  # x FLOOR_PER_TICK messages: a few seconds each
 FLOOR_PER_TICK = 20_000
 PAYLOAD_BYTES = 162  # a reading JSON of these configs
