@@ -22,6 +22,7 @@ import httpx
 
 from ..observe.metrics import ForwarderMetrics
 from ..retry import RetryPolicy, Throttle, jitter
+from .jobs import Entry
 from .laravel import (
     Answer,
     DeadLetter,
@@ -34,7 +35,7 @@ from .laravel import (
     batch_idempotency_key,
     classify,
 )
-from .outbox import AsyncOutbox, Entry, OutboxError
+from .outbox import AsyncOutbox, OutboxError
 
 log = logging.getLogger(__name__)
 

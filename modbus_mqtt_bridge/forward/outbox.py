@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import BridgeError
+from .jobs import Entry, enough, plan_jobs
 from .laravel import Item
 
 T = TypeVar("T")
@@ -80,17 +81,6 @@ SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM delivered WHERE idem = ?)
 
 class OutboxError(BridgeError):
     """The outbox file cannot be opened or written."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One queued reading."""
-
-    id: int
-    key: str
-    body: str
-    idempotency_key: str
-    ts_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +176,7 @@ class Outbox:
             ).fetchall()
             entries = [Entry(*row) for row in rows]
             planned = plan_jobs(entries, jobs, per_job, busy)
-            if len(rows) < window or window >= MAX_WINDOW or _enough(planned, jobs, per_job):
+            if len(rows) < window or window >= MAX_WINDOW or enough(planned, jobs, per_job):
                 return planned
             if not self._could_grow(entries, planned, free, per_job):
                 return planned
@@ -317,10 +307,6 @@ def _ids_clause(ids: Collection[int] | None) -> tuple[str, list[int]]:
     return f"WHERE id IN ({_marks(chosen)})", chosen
 
 
-def _enough(planned: list[list[Entry]], jobs: int, per_job: int) -> bool:
-    return len(planned) >= jobs and len(planned[-1]) >= per_job
-
-
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
     return [ids[i : i + _SQL_VARS] for i in range(0, len(ids), _SQL_VARS)]
 
@@ -344,44 +330,6 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
             raise
     except sqlite3.Error as exc:
         raise OutboxError(f"outbox write failed: {exc}") from exc
-
-
-def plan_jobs(
-    entries: Sequence[Entry], jobs: int, per_job: int, busy: Collection[str]
-) -> list[list[Entry]]:
-    """Group entries (oldest first) into at most `jobs` requests of at most `per_job`.
-
-    A key belongs to one job only, and once one entry of a key is left behind (its key is
-    busy in flight, or its job is full), every later entry of that key is left behind too:
-    that is what keeps order per key with several requests in flight. With more than one
-    batch of entries waiting, new keys are spread over the jobs so that several batches can
-    be in flight at once; with less, they share one job (one request, not several).
-    """
-    spread = per_job > 1 and len(entries) > per_job
-    blocked = set(busy)
-    owner: dict[str, list[Entry]] = {}
-    planned: list[list[Entry]] = []
-    for entry in entries:
-        if entry.key in blocked:
-            continue
-        job = owner.get(entry.key) or _open_job(planned, jobs, per_job, spread)
-        if job is None or len(job) >= per_job:
-            blocked.add(entry.key)
-            continue
-        job.append(entry)
-        owner[entry.key] = job
-    return planned
-
-
-def _open_job(
-    planned: list[list[Entry]], jobs: int, per_job: int, spread: bool
-) -> list[Entry] | None:
-    """The job a new key joins, or None when every job is full."""
-    if len(planned) < jobs and (spread or not planned or len(planned[-1]) >= per_job):
-        planned.append([])
-        return planned[-1]
-    open_jobs = [job for job in planned if len(job) < per_job]
-    return min(open_jobs, key=len) if open_jobs else None
 
 
 class AsyncOutbox:

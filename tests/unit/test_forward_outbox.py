@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from modbus_mqtt_bridge.forward.jobs import Entry, plan_jobs
 from modbus_mqtt_bridge.forward.laravel import Item, parse_message
-from modbus_mqtt_bridge.forward.outbox import Entry, Outbox, plan_jobs
+from modbus_mqtt_bridge.forward.outbox import Outbox
 
 
 def make(i: int, key: str = "A") -> Item:
