@@ -43,10 +43,11 @@ class History:
         self.kind = "number"  # "bool" when the register's values are booleans
 
     def add(self, ts_ms: int, value: Value) -> None:
-        if isinstance(value, str):
-            return
-        if isinstance(value, bool):
-            self.kind = "bool"
+        if type(value) is not float:  # floats, the common case, skip both checks
+            if isinstance(value, str):
+                return
+            if isinstance(value, bool):
+                self.kind = "bool"
         if len(self._ts) < self._size:
             self._ts.append(ts_ms)
             self._values.append(float(value))
@@ -99,15 +100,21 @@ class DeviceBoard:
     def on_readings(
         self, device: Device, readings: Sequence[Reading], failures: Sequence[ReadFailure]
     ) -> None:
-        record = self.devices.setdefault(device.name, DeviceRecord())
+        record = self.devices.get(device.name)
+        if record is None:
+            record = self.devices[device.name] = DeviceRecord()
+        # the hot path (once per value): attributes hoisted, and the errors dict only
+        # touched when some register of the device failed before
+        values, errors, histories = record.values, record.errors, record.history
         for reading in readings:
-            name = reading.register.name
-            record.values[name] = (reading.value, reading.ts_ms)
-            record.errors.pop(name, None)
-            history = record.history.get(name)
+            name, value, ts_ms = reading.register.name, reading.value, reading.ts_ms
+            values[name] = (value, ts_ms)
+            if errors:
+                errors.pop(name, None)
+            history = histories.get(name)
             if history is None:
-                history = record.history[name] = History(self.history_size)
-            history.add(reading.ts_ms, reading.value)
+                history = histories[name] = History(self.history_size)
+            history.add(ts_ms, value)
         self.readings_seen += len(readings)
         for failure in failures:
             record.errors[failure.register.name] = failure.error
