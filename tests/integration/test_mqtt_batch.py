@@ -65,3 +65,25 @@ def test_a_batch_without_a_connection_is_refused(broker: Mosquitto) -> None:
             port.publish_qos0([("a/b", "1", 0, False)])
 
     asyncio.run(run())
+
+
+def test_the_session_socket_sends_without_waiting_for_acks(broker: Mosquitto) -> None:
+    """Nagle's algorithm would hold a tick's second write until the broker ACKs the first,
+    which Linux may delay by 40 ms: the port turns it off on every socket it opens,
+    reconnects included."""
+
+    async def run() -> None:
+        port = MqttPort(MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}"), "test-nodelay")
+        await port.connect(5)
+        try:
+            for _ in range(2):  # the first socket, then the one a reconnect opens
+                sock = port._client._sock
+                assert sock is not None
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+                port.abort("test: reconnect")
+                await port.wait_disconnected()
+                await port.connect(5)
+        finally:
+            await port.disconnect()
+
+    asyncio.run(run())
