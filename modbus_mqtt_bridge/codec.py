@@ -23,7 +23,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, cast
 
 from .config.model import Register
 from .config.types import TYPES, Table, TypeInfo
@@ -146,13 +146,17 @@ def _unpack(words: Sequence[int] | Sequence[bool], layout: _Layout) -> int | flo
     return _number_from(raw, layout.info)
 
 
+def _not_finite(raw: float) -> CodecError:
+    return CodecError(f"value is {'NaN' if math.isnan(raw) else raw}")
+
+
 def _number_from(raw: int | float, info: TypeInfo) -> int | float:
     """The number a struct unpacked, as a reading carries it (before scale and offset)."""
     if not info.is_float:
         return int(raw)  # already an int; int() tells the type checker so
     if not math.isfinite(raw):
         # JSON cannot carry it, so it is a read error, not a reading (SPEC section 3).
-        raise CodecError(f"value is {'NaN' if math.isnan(raw) else raw}")
+        raise _not_finite(raw)
     return _shortest_float32(raw) if info.name == "float32" else float(raw)
 
 
@@ -172,6 +176,7 @@ class BlockCodec:
 
     words: struct.Struct  # the whole response, packed in the values' shared word order
     values: struct.Struct  # every value at its offset, in one format
+    float32s: tuple[int, ...]  # indices of the float32 values: made shortest all together
     steps: tuple[tuple[int, TypeInfo, float, float], ...]  # (index, type, scale, offset)
 
 
@@ -184,6 +189,7 @@ def block_codec(values: Sequence[tuple[Register, int]], count: int) -> BlockCode
     orders = (first.byte_order, first.word_order)
     fields: list[str] = []
     steps: list[tuple[int, TypeInfo, float, float]] = []
+    float32s: list[int] = []
     position = 0
     for index, (register, offset) in enumerate(values):
         layout = _LAYOUTS.get((register.type, register.byte_order, register.word_order))
@@ -194,7 +200,10 @@ def block_codec(values: Sequence[tuple[Register, int]], count: int) -> BlockCode
         if offset > position:
             fields.append(f"{2 * (offset - position)}x")
         fields.append(layout.info.struct_code)
-        if layout.info.is_float or register.scale != 1 or register.offset != 0:
+        scaled = register.scale != 1 or register.offset != 0
+        if layout.info.name == "float32":
+            float32s.append(index)
+        if scaled or (layout.info.is_float and layout.info.name != "float32"):
             steps.append((index, layout.info, register.scale, register.offset))
         position = offset + layout.count
     if position > count:
@@ -204,6 +213,7 @@ def block_codec(values: Sequence[tuple[Register, int]], count: int) -> BlockCode
     return BlockCodec(
         struct.Struct(f"{words_endian}{count}H"),
         struct.Struct(value_endian + "".join(fields) + f"{2 * (count - position)}x"),
+        tuple(float32s),
         tuple(steps),
     )
 
@@ -219,14 +229,79 @@ def decode_block(
         values: list[Value] = list(codec.values.unpack(codec.words.pack(*block)))
     except (struct.error, TypeError):
         return None
-    errors: list[tuple[int, CodecError]] = []
+    errors = _shorten_float32s(values, codec.float32s) if codec.float32s else []
+    failed = {index for index, _ in errors}
     for index, info, scale, offset in codec.steps:
+        if index in failed:
+            continue
         try:
-            number = _number_from(values[index], info)  # type: ignore[arg-type]
+            raw = cast(int | float, values[index])  # a struct gives numbers only
+            number = raw if info.name == "float32" else _number_from(raw, info)
             values[index] = _scale(number, scale, offset)
         except CodecError as exc:
             errors.append((index, exc))
+    if failed and len(errors) > len(failed):
+        errors.sort(key=lambda error: error[0])
     return values, errors
+
+
+def _shorten_float32s(values: list[Value], indices: Sequence[int]) -> list[tuple[int, CodecError]]:
+    """`_shortest_float32` of every float32 at `indices`, in place, a precision at a time
+    over all of them, so that each round trip through float32 is one struct call for the
+    lot; (index, error) for a NaN or infinity, which stays as it is.
+
+    The result is the same: the shortest precision p in 6..9 whose `.{p}g` round-trips.
+    That p is found from 7 (where most measured values land, 7-8 digits), then 6 for those
+    7 fits: p = 6 round-tripping implies p = 7 does (the nearest 7-digit decimal is at least
+    as close as the nearest 6-digit one, which is also on the 7-digit grid).
+    """
+    errors: list[tuple[int, CodecError]] = []
+    finite: list[int] = []
+    for index in indices:
+        raw = values[index]
+        if math.isfinite(raw):  # type: ignore[arg-type]
+            finite.append(index)
+        else:
+            errors.append((index, _not_finite(raw)))  # type: ignore[arg-type]
+    raws = values.copy()  # what each candidate must read back as
+    fits7, pending = _round_trips(values, raws, finite, ".7g")
+    _round_trips(values, raws, fits7, ".6g")
+    for spec in (".8g", ".9g"):
+        if not pending:
+            break
+        _, pending = _round_trips(values, raws, pending, spec, last=spec == ".9g")
+    return errors
+
+
+def _round_trips(
+    values: list[Value], raws: list[Value], indices: list[int], spec: str, *, last: bool = False
+) -> tuple[list[int], list[int]]:
+    """Write `format(value, spec)` where it reads back as the same float32 (everywhere when
+    `last`); the indices where it did and where it did not."""
+    if not indices:
+        return [], []
+    candidates = [float(format(raws[i], spec)) for i in indices]
+    if last:
+        for i, candidate in zip(indices, candidates, strict=True):
+            values[i] = candidate
+        return indices, []
+    codec = _float32s(len(indices))
+    fits: list[int] = []
+    misses: list[int] = []
+    for i, candidate, back in zip(
+        indices, candidates, codec.unpack(codec.pack(*candidates)), strict=True
+    ):
+        if back == raws[i]:
+            values[i] = candidate
+            fits.append(i)
+        else:
+            misses.append(i)
+    return fits, misses
+
+
+@lru_cache(maxsize=256)
+def _float32s(count: int) -> struct.Struct:
+    return struct.Struct(f">{count}f")
 
 
 def _shortest_float32(raw: float) -> float:
