@@ -24,6 +24,7 @@ each socket read) or a connection comes up. The ids `publish` returns are the po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -476,7 +477,10 @@ class MqttPort:
         self._loop.add_reader(sock, self._readable)
 
     def _readable(self) -> None:
-        self._client.loop_read()
+        client = self._client
+        rc = client.loop_read()
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and client.holds_input():
+            rc = client.loop_read()  # packets already read, beyond paho's per-call count
         self._feed()  # PUBACKs (or a CONNACK) may have opened the window
 
     def _on_socket_close(self, _c: Any, _u: Any, sock: Any) -> None:
@@ -509,11 +513,48 @@ class MqttPort:
                 self._client.loop_misc()
 
 
-def _build_client(
-    cfg: MqttConfig, client_id: str, clean_start: bool, manual_ack: bool
-) -> paho.Client:
+READ_CHUNK = 65536  # bytes one socket read may take for paho's packet reader
+
+
+class _Client(paho.Client):
+    """paho's client, reading its socket a chunk at a time.
+
+    paho reads every packet with at least three `recv` calls (its type byte, each byte of
+    its length, its body), each a system call: for a QoS 1 stream that is three per PUBACK,
+    and `_sock_recv` with `_packet_read` were 19 % of the bridge's CPU (bench scenario B,
+    QoS 1). Here one `recv` takes what the kernel holds, up to READ_CHUNK, and paho's small
+    reads are served from it. paho handles a bounded number of packets per `loop_read`, so
+    the port calls it again while bytes are held (`holds_input`): none wait for a socket
+    event that will not come. Bytes of a closed socket are never served to the next one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rx = b""
+        self._rx_at = 0
+        self._rx_sock: object = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rx_sock is not self._sock:  # a new connection: nothing held is its
+            self._rx, self._rx_at, self._rx_sock = b"", 0, self._sock
+        at = self._rx_at
+        if at >= len(self._rx):
+            data = super()._sock_recv(max(bufsize, READ_CHUNK))
+            if len(data) <= bufsize:
+                self._rx, self._rx_at = b"", 0
+                return data  # EOF (b""), or no more than was asked for
+            self._rx, at = data, 0
+        self._rx_at = at + bufsize
+        return self._rx[at : at + bufsize]
+
+    def holds_input(self) -> bool:
+        """Bytes read from the current socket that paho has not taken yet."""
+        return self._rx_sock is self._sock and self._rx_at < len(self._rx)
+
+
+def _build_client(cfg: MqttConfig, client_id: str, clean_start: bool, manual_ack: bool) -> _Client:
     v5 = cfg.protocol == "5"
-    client = paho.Client(
+    client = _Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
@@ -546,10 +587,9 @@ def _no_delay(sock: Any) -> None:
     while an earlier segment is still unacknowledged waits for that ACK, and the broker's
     kernel delays ACKs by up to 40 ms: the tail of a tick's readings reached the broker
     ~45 ms late (bench scenario A, p99). Our writes are whole packets, already batched."""
-    try:
+    # a websocket wrapper or a non-TCP socket stays as it is
+    with contextlib.suppress(AttributeError, OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (AttributeError, OSError):  # a websocket wrapper or a non-TCP socket: as it is
-        pass
 
 
 def _tls_refused(exc: BaseException) -> bool:

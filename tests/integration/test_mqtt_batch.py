@@ -87,3 +87,40 @@ def test_the_session_socket_sends_without_waiting_for_acks(broker: Mosquitto) ->
             await port.disconnect()
 
     asyncio.run(run())
+
+
+def test_packets_read_together_are_all_handled_without_another_socket_event(
+    broker: Mosquitto,
+) -> None:
+    """The port reads its socket a chunk at a time and paho handles a bounded number of
+    packets per read call: a burst that then falls silent must still be delivered whole."""
+    burst = 3_000
+
+    async def run() -> int:
+        got: list[str] = []
+        port = MqttPort(MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}"), "test-burst-in")
+        port.on_message = lambda m: got.append(m.topic)
+        await port.connect(5)
+        try:
+            port.subscribe("burst/#", qos=0)
+            sender = MqttPort(MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}"), "test-burst-out")
+            await sender.connect(5)
+            loop = asyncio.get_running_loop()
+            try:
+                deadline = loop.time() + 5  # subscribed once a probe comes back
+                while not got and loop.time() < deadline:
+                    sender.publish_qos0([("burst/probe", "?", 0, False)])
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.05)  # a probe still on its way must not count
+                got.clear()
+                sender.publish_qos0([(f"burst/{i}", "x", 0, False) for i in range(burst)])
+                deadline = loop.time() + 10
+                while len(got) < burst and loop.time() < deadline:
+                    await asyncio.sleep(0.01)
+            finally:
+                await sender.disconnect()
+        finally:
+            await port.disconnect()
+        return len([t for t in got if t != "burst/probe"])
+
+    assert asyncio.run(run()) == burst
