@@ -144,13 +144,14 @@ class EventWalker(ScalarReader):
             if event.__class__ is not _Scalar:
                 self.collection_key(event, path)
                 continue
-            key: str = event.value
+            key_event: Any = event  # the stubs give events no common mark type
+            key: str = key_event.value
             if self.scalar_tag(event) in SPECIAL_KEY_TAGS:
                 raise NeedsTree  # `flatten_mapping` rewrites this mapping: the tree's job
             child = f"{path}.{key}" if path and key.isprintable() else join(path, key)
-            line = event.start_mark.line + 1
+            line = key_event.start_mark.line + 1
             if key in first:
-                self.problem(child, f"duplicate key (first at line {first[key]})", event)
+                self.problem(child, f"duplicate key (first at line {first[key]})", key_event)
             else:
                 first[key] = line
             lines[child] = line
