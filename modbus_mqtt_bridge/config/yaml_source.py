@@ -1,8 +1,10 @@
 """Read YAML text into plain data plus the line of every path, expanding `${VAR}` on the way.
 
-Built on the composed node tree (not `safe_load`) for three reasons: line numbers per path,
-duplicate keys reported instead of silently overwritten, and `address: 00010` taken from its
-source text, since YAML 1.1 would read it as the octal number 8.
+Built on libyaml's nodes or events (not `safe_load`) for three reasons: line numbers per
+path, duplicate keys reported instead of silently overwritten, and `address: 00010` taken
+from its source text, since YAML 1.1 would read it as the octal number 8. A text without
+anchors is read from the event stream (`yaml_events`), without the node tree's memory; one
+with anchors, or any document the event walker leaves to it, from the composed tree here.
 """
 
 from __future__ import annotations
@@ -11,29 +13,27 @@ import contextlib
 import functools
 import gc
 import operator
-import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import NoReturn
 
 import yaml
 
 from ..errors import ConfigError, Problem
 from .fields import EnvText, Unresolved, join
-
-# Keys whose integer value must be kept as written (Modicon 00010 is coil 9, not octal 8).
-TEXT_KEYS = frozenset({"address", "register_address"})
-# Secrets and endpoints that may stay unset: `${VAR}` with VAR unset gives null, not a problem.
-OPTIONAL_PATHS = frozenset(
-    {"mqtt.username", "mqtt.password", "forward.token", "forward.api_url", "forward.batch_url"}
+from .yaml_events import EventWalker, NeedsTree
+from .yaml_scalars import (
+    COLLECTION_TAGS,
+    INT_TAG,
+    SPECIAL_KEY_TAGS,
+    STR_TAG,
+    TEXT_KEYS,
+    Document,
+    ScalarReader,
 )
+
+__all__ = ["MAX_NODES", "Document", "collector_paused", "parse_yaml", "yaml_lines"]
+
 MAX_NODES = 1_000_000  # guards against alias bombs ("billion laughs")
-_INT_TAG = "tag:yaml.org,2002:int"
-_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
-_STR_TAG = "tag:yaml.org,2002:str"
 _ScalarNode = yaml.ScalarNode
-# Keys that make `flatten_mapping` rewrite a mapping: `<<` merges and `=` value keys.
-_SPECIAL_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
 # libyaml's parser is several times faster on big configs; the pure-Python one is the fallback.
 _BaseLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
@@ -57,32 +57,40 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
             self.ascend_resolver = tuple  # () -> ignored
 
 
-_REFERENCE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)(.*))?", re.DOTALL)
-
-
-@dataclass
-class Document:
-    """Parsed data, the 1-based line of each path, and problems found while reading."""
-
-    data: object
-    lines: dict[str, int] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-
-
 def parse_yaml(text: str, env: Mapping[str, str]) -> Document:
     """The data of one YAML document; ConfigError on a syntax error (with its line)."""
+    if "&" not in text:  # no anchor, so no alias: no value is shared and events suffice
+        with contextlib.suppress(NeedsTree):
+            return read_events(text, env)
+    return read_tree(text, env)
+
+
+def read_events(text: str, env: Mapping[str, str]) -> Document:
+    """As parse_yaml, from the event stream; NeedsTree if only `read_tree` reads it alike."""
+    with _reading(text) as loader:
+        return EventWalker(loader, env, MAX_NODES).document()
+
+
+def read_tree(text: str, env: Mapping[str, str]) -> Document:
+    """As parse_yaml, from the composed node tree (anchors, aliases and merge keys)."""
+    with _reading(text) as loader:
+        root = loader.get_single_node()
+        if root is None:
+            return Document(None)
+        walker = _Walker(loader, env, MAX_NODES)
+        # With no anchor no node is shared, so each walked item's subtree can go at once:
+        # the node tree and the data it becomes are then never both whole in memory.
+        walker.release = "&" not in text
+        return walker.document(root)
+
+
+@contextlib.contextmanager
+def _reading(text: str) -> Iterator[_Loader]:
+    """A loader for `text`, with YAML's errors turned into ConfigError and the GC paused."""
     loader = _Loader(text)
     try:
         with collector_paused():
-            root = loader.get_single_node()
-            if root is None:
-                return Document(None)
-            walker = _Walker(loader, env)
-            # With no anchor no node is shared, so each walked item's subtree can go at once:
-            # the node tree and the data it becomes are then never both whole in memory (on a
-            # 1,000-device config the tree is most of the start-up peak RSS).
-            walker.release = "&" not in text
-            return walker.document(root)
+            yield loader
     except yaml.MarkedYAMLError as exc:
         raise ConfigError([Problem("", syntax_message(exc))]) from None
     except yaml.YAMLError as exc:
@@ -140,14 +148,13 @@ def yaml_lines(text: str) -> dict[str, int]:
     return lines
 
 
-class _Walker:
+class _Walker(ScalarReader):
     """Turns nodes into data; records lines and problems instead of stopping at the first."""
 
-    def __init__(self, loader: yaml.SafeLoader | yaml.CSafeLoader, env: Mapping[str, str]) -> None:
-        self.loader = loader
-        self.env = env
-        self.doc = Document(None)
-        self.budget = MAX_NODES
+    def __init__(
+        self, loader: yaml.SafeLoader | yaml.CSafeLoader, env: Mapping[str, str], limit: int
+    ) -> None:
+        super().__init__(loader, env, limit)
         self.active: set[int] = set()  # nodes on the current path: a repeat is a recursive alias
         self.own_keys: dict[int, set[int]] = {}
         self.release = False  # drop each walked sequence item from the tree (no node shared)
@@ -156,20 +163,17 @@ class _Walker:
         self.doc.data = self.walk(root, "", None)
         return self.doc
 
-    def problem(self, path: str, message: str, node: yaml.Node) -> None:
-        self.doc.problems.append(Problem(path, message, node.start_mark.line + 1))
-
     def walk(self, node: yaml.Node, path: str, key: str | None) -> object:
         self.budget -= 1
         if self.budget < 0:
-            self._over_budget()
+            self.over_budget()
         if isinstance(node, yaml.ScalarNode):  # no children: never part of an alias loop
             return self.scalar(node, path, key)
         node_id = id(node)
         if node_id in self.active:
             self.problem(path, "an alias refers to itself", node)
             return Unresolved("*")
-        if node.tag not in _COLLECTION_TAGS:
+        if node.tag not in COLLECTION_TAGS:
             self.problem(path, f"unsupported tag {node.tag}", node)
             return Unresolved(node.tag)
         self.active.add(node_id)
@@ -188,7 +192,7 @@ class _Walker:
         for i, item in enumerate(node.value):
             child = f"{path}[{i}]"
             lines.setdefault(child, item.start_mark.line + 1)
-            if item.__class__ is _ScalarNode and item.tag == _STR_TAG and "$" not in item.value:
+            if item.__class__ is _ScalarNode and item.tag == STR_TAG and "$" not in item.value:
                 self.budget -= 1  # what `walk` would do, without the call
                 items.append(item.value)
             else:
@@ -196,14 +200,14 @@ class _Walker:
             if self.release:
                 node.value[i] = None
         if self.budget < 0:
-            self._over_budget()
+            self.over_budget()
         return items
 
     def mapping(self, node: yaml.MappingNode, path: str) -> dict[str, object]:
         # Keys written in this mapping (not merged in) are the ones a duplicate is reported
         # for; taken before the first flatten, which rewrites node.value. None: all are own.
         own = self.own_keys.get(id(node)) if self.own_keys else None
-        if own is None and not _SPECIAL_KEY_TAGS.isdisjoint([k.tag for k, _ in node.value]):
+        if own is None and not SPECIAL_KEY_TAGS.isdisjoint([k.tag for k, _ in node.value]):
             own = self.own_keys[id(node)] = {id(k) for k, _ in node.value}
         if own is not None:
             self.loader.flatten_mapping(node)  # applies `<<: *defaults` merge keys
@@ -226,98 +230,15 @@ class _Walker:
             # Most values are plain text, or an address's digits: taken as `scalar` would.
             if value_node.__class__ is _ScalarNode:
                 tag, text = value_node.tag, value_node.value
-                if tag == _STR_TAG and "$" not in text:
+                if tag == STR_TAG and "$" not in text:
                     self.budget -= 1
                     result[key] = text
                     continue
-                if tag == _INT_TAG and key in TEXT_KEYS:
+                if tag == INT_TAG and key in TEXT_KEYS:
                     self.budget -= 1
                     result[key] = EnvText(text)
                     continue
             result[key] = self.walk(value_node, child, key)
         if self.budget < 0:
-            self._over_budget()
+            self.over_budget()
         return result
-
-    def _over_budget(self) -> NoReturn:
-        raise ConfigError([Problem("", f"the config has more than {MAX_NODES} values")])
-
-    def scalar(self, node: yaml.Node, path: str, key: str | None) -> object:
-        tag = node.tag
-        if tag == _STR_TAG:  # most values: the text itself, as construct_yaml_str gives it
-            text: str = node.value
-            return self.expand(text, path, node) if "$" in text else text
-        if key in TEXT_KEYS and tag == _INT_TAG:
-            return EnvText(node.value)  # the digits as written; never octal
-        try:
-            value = self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, OverflowError, TypeError) as exc:
-            reason = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else exc
-            self.problem(path, f"cannot read this value: {reason}", node)
-            return Unresolved(str(node.value))
-        if isinstance(value, str) and "$" in value:
-            return self.expand(value, path, node)
-        return value
-
-    def expand(self, text: str, path: str, node: yaml.Node) -> object:
-        result = expand_env(text, self.env)
-        for message in result.errors:
-            self.problem(path, message, node)
-        if result.errors:
-            return Unresolved(text)
-        if path in OPTIONAL_PATHS and (result.unset or not result.value):
-            return None  # an unset or empty secret means "none", not a problem
-        for name in result.unset:
-            hint = f"set it, or write ${{{name}:-default}}"
-            self.problem(path, f"environment variable {name} is not set ({hint})", node)
-        return Unresolved(text) if result.unset else EnvText(result.value)
-
-
-@dataclass
-class Expansion:
-    value: str
-    unset: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-def expand_env(text: str, env: Mapping[str, str]) -> Expansion:
-    """Shell-style `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset);
-    `$${` is a literal `${`. Any other `$` is left alone."""
-    result = Expansion("")
-    out: list[str] = []
-    pos = 0
-    while (start := text.find("$", pos)) >= 0:
-        out.append(text[pos:start])
-        if text.startswith("$${", start):
-            out.append("${")
-            pos = start + 3
-        elif not text.startswith("${", start):
-            out.append("$")
-            pos = start + 1
-        else:
-            end = text.find("}", start)
-            if end < 0:
-                result.errors.append("unterminated ${ (write $${ for a literal ${)")
-                return result
-            out.append(_substitute(text[start + 2 : end], env, result))
-            pos = end + 1
-    out.append(text[pos:])
-    result.value = "".join(out)
-    return result
-
-
-def _substitute(body: str, env: Mapping[str, str], result: Expansion) -> str:
-    match = _REFERENCE.fullmatch(body)
-    if match is None:
-        result.errors.append(f"invalid ${{{body}}}: use ${{NAME}} or ${{NAME:-default}}")
-        return ""
-    name, operator, default = match.groups()
-    value = env.get(name)
-    if operator == ":-" and not value:
-        return str(default)
-    if operator == "-" and value is None:
-        return str(default)
-    if value is None:
-        result.unset.append(name)
-        return ""
-    return value
