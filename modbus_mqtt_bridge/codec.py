@@ -27,6 +27,7 @@ from typing import Literal, cast
 
 from .config.model import Register
 from .config.types import TYPES, Table, TypeInfo
+from .decimals import not_finite, shorten_float32s, shortest_float32
 from .errors import CodecError
 
 Value = int | float | bool | str
@@ -40,7 +41,6 @@ _ORDERS: tuple[tuple[Order, Order], ...] = (
 )
 # Interpretations offered by the `read` commissioning command, in display order.
 _NUMERIC_TYPES = ("int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64")
-_FLOAT32 = struct.Struct(">f")
 # Module constants: `x is _COIL` is several times cheaper than `Table.is_bits` on the hot path.
 _COIL = Table.COIL
 _DISCRETE = Table.DISCRETE
@@ -146,18 +146,14 @@ def _unpack(words: Sequence[int] | Sequence[bool], layout: _Layout) -> int | flo
     return _number_from(raw, layout.info)
 
 
-def _not_finite(raw: float) -> CodecError:
-    return CodecError(f"value is {'NaN' if math.isnan(raw) else raw}")
-
-
 def _number_from(raw: int | float, info: TypeInfo) -> int | float:
     """The number a struct unpacked, as a reading carries it (before scale and offset)."""
     if not info.is_float:
         return int(raw)  # already an int; int() tells the type checker so
     if not math.isfinite(raw):
         # JSON cannot carry it, so it is a read error, not a reading (SPEC section 3).
-        raise _not_finite(raw)
-    return _shortest_float32(raw) if info.name == "float32" else float(raw)
+        raise not_finite(raw)
+    return shortest_float32(raw) if info.name == "float32" else float(raw)
 
 
 # -- decode a whole response ----------------------------------------------------------------
@@ -229,7 +225,7 @@ def decode_block(
         values: list[Value] = list(codec.values.unpack(codec.words.pack(*block)))
     except (struct.error, TypeError):
         return None
-    errors = _shorten_float32s(values, codec.float32s) if codec.float32s else []
+    errors = shorten_float32s(values, codec.float32s) if codec.float32s else []
     failed = {index for index, _ in errors}
     for index, info, scale, offset in codec.steps:
         if index in failed:
@@ -243,77 +239,6 @@ def decode_block(
     if failed and len(errors) > len(failed):
         errors.sort(key=lambda error: error[0])
     return values, errors
-
-
-def _shorten_float32s(values: list[Value], indices: Sequence[int]) -> list[tuple[int, CodecError]]:
-    """`_shortest_float32` of every float32 at `indices`, in place, a precision at a time
-    over all of them, so that each round trip through float32 is one struct call for the
-    lot; (index, error) for a NaN or infinity, which stays as it is.
-
-    The result is the same: the shortest precision p in 6..9 whose `.{p}g` round-trips.
-    That p is found from 7 (where most measured values land, 7-8 digits), then 6 for those
-    7 fits: p = 6 round-tripping implies p = 7 does (the nearest 7-digit decimal is at least
-    as close as the nearest 6-digit one, which is also on the 7-digit grid).
-    """
-    errors: list[tuple[int, CodecError]] = []
-    finite: list[int] = []
-    for index in indices:
-        raw = values[index]
-        if math.isfinite(raw):  # type: ignore[arg-type]
-            finite.append(index)
-        else:
-            errors.append((index, _not_finite(raw)))  # type: ignore[arg-type]
-    raws = values.copy()  # what each candidate must read back as
-    fits7, pending = _round_trips(values, raws, finite, ".7g")
-    _round_trips(values, raws, fits7, ".6g")
-    for spec in (".8g", ".9g"):
-        if not pending:
-            break
-        _, pending = _round_trips(values, raws, pending, spec, last=spec == ".9g")
-    return errors
-
-
-def _round_trips(
-    values: list[Value], raws: list[Value], indices: list[int], spec: str, *, last: bool = False
-) -> tuple[list[int], list[int]]:
-    """Write `format(value, spec)` where it reads back as the same float32 (everywhere when
-    `last`); the indices where it did and where it did not."""
-    if not indices:
-        return [], []
-    candidates = [float(format(raws[i], spec)) for i in indices]
-    if last:
-        for i, candidate in zip(indices, candidates, strict=True):
-            values[i] = candidate
-        return indices, []
-    codec = _float32s(len(indices))
-    fits: list[int] = []
-    misses: list[int] = []
-    for i, candidate, back in zip(
-        indices, candidates, codec.unpack(codec.pack(*candidates)), strict=True
-    ):
-        if back == raws[i]:
-            values[i] = candidate
-            fits.append(i)
-        else:
-            misses.append(i)
-    return fits, misses
-
-
-@lru_cache(maxsize=256)
-def _float32s(count: int) -> struct.Struct:
-    return struct.Struct(f">{count}f")
-
-
-def _shortest_float32(raw: float) -> float:
-    """The shortest decimal that is still this float32, so 228.6 reads as 228.6, not 228.60000610.
-
-    Six significant digits suffice for most values and nine for every float32.
-    """
-    for spec in (".6g", ".7g", ".8g"):
-        candidate = float(format(raw, spec))
-        if _FLOAT32.unpack(_FLOAT32.pack(candidate))[0] == raw:
-            return candidate
-    return float(format(raw, ".9g"))
 
 
 def _scale(raw: int | float, scale: float, offset: float) -> int | float:

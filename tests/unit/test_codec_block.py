@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modbus_mqtt_bridge import codec
+from modbus_mqtt_bridge import decimals
 from modbus_mqtt_bridge.codec import block_codec, decode, decode_block
 from modbus_mqtt_bridge.config.load import load_config_text
 from modbus_mqtt_bridge.config.model import Register
@@ -156,14 +156,14 @@ devices:
 @given(st.lists(st.integers(0, 0xFFFFFFFF), min_size=1, max_size=70))
 def test_float32s_made_shortest_together_are_each_as_made_shortest_alone(bits: list[int]) -> None:
     """A precision at a time over a whole block, from 7 down to 6 and up to 9: the same
-    shortest decimal `_shortest_float32` finds value by value (NaN and infinities refused)."""
+    shortest decimal `shortest_float32` finds value by value (NaN and infinities refused)."""
     raws = list(struct.unpack(f">{len(bits)}f", struct.pack(f">{len(bits)}I", *bits)))
     values: list[Any] = list(raws)
-    errors = dict(codec._shorten_float32s(values, range(len(values))))
+    errors = dict(decimals.shorten_float32s(values, range(len(values))))
     for i, raw in enumerate(raws):
         if math.isfinite(raw):
             assert i not in errors
-            assert repr(values[i]) == repr(codec._shortest_float32(raw))
+            assert repr(values[i]) == repr(decimals.shortest_float32(raw))
         else:
             assert str(errors[i]) == ("value is NaN" if math.isnan(raw) else f"value is {raw}")
 
@@ -174,5 +174,5 @@ def test_float32s_made_shortest_together_are_each_as_made_shortest_alone(bits: l
 def test_float32s_at_the_edges_of_each_precision(text: str) -> None:
     (raw,) = struct.unpack(">f", struct.pack(">f", float(text)))
     values: list[Any] = [raw]
-    assert codec._shorten_float32s(values, [0]) == []
-    assert repr(values[0]) == repr(codec._shortest_float32(raw))
+    assert decimals.shorten_float32s(values, [0]) == []
+    assert repr(values[0]) == repr(decimals.shortest_float32(raw))

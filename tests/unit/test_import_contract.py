@@ -21,6 +21,7 @@ PURE = {
     "plan",
     "schedule",
     "codec",
+    "decimals",
     "readings",
     "retry",
     "config.model",
