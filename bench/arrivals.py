@@ -5,17 +5,20 @@ the pipe in chunks and records, per chunk, when it arrived and how many reading 
 (and payload bytes) it held, and per reading its `ts` (the time the bridge read the value,
 SPEC 3). Status topics are not readings and are not counted.
 
-Two completeness figures come out of it:
+The completeness figures (bench/run.py `measure`) come out of it:
 - by arrival: the readings that reached the subscriber in each 1-second window;
 - by read time: the readings whose `ts` falls in each 1-second window (did the bridge read
-  and publish every value every second, however late the message arrived).
-Both sets of windows start at the quiet point of the cycle (see `quiet_phase`).
+  and publish every value every second, however late the message arrived);
+- by tick (the figure the targets use): each device's readings of each of its ticks that
+  arrived within 1 s (`tick_counts`).
+The windows start at the quietest phase of the cycle (see `quiet_phase`).
 """
 
 from __future__ import annotations
 
 import bisect
 import calendar
+import math
 import os
 import threading
 import time
@@ -171,6 +174,43 @@ class Arrivals:
                 if t0 <= read < t1:
                     out.setdefault(device, set()).add(read)
         return {d: sorted(ts) for d, ts in out.items()}
+
+
+def on_time_reads(by_device: dict[int, list[float]], interval: float = 1.0) -> dict[int, float]:
+    """Per device, one read time at which it was on its own grid (as in read_lateness)."""
+    out: dict[int, float] = {}
+    for d, times in by_device.items():
+        if len(times) < 3:
+            continue
+        base = times[0]
+        offsets = sorted(((x - base + interval / 2) % interval) - interval / 2 for x in times)
+        out[d] = base + offsets[1]
+    return out
+
+
+def tick_counts(
+    arrivals: Arrivals, t0: float, n: int, budget_s: float, interval: float = 1.0
+) -> list[int]:
+    """Readings of each of the n ticks from t0 that reached the subscriber within budget_s.
+
+    Tick k of a device is its read due at its first on-grid time at or after t0, plus k
+    intervals; a reading belongs to the tick its `ts` is nearest to (a late read, or the
+    later requests of one tick, stay in their tick as long as they are under half an
+    interval late). So a read a few milliseconds either side of a window edge is not
+    counted in the wrong second, and a reading lost or delivered late lowers its tick."""
+    anchors = on_time_reads(arrivals.read_times_by_device(t0, t0 + n * interval), interval)
+    first = {d: a + math.ceil((t0 - a) / interval) * interval for d, a in anchors.items()}
+    counts = [0] * n
+    with arrivals._lock:
+        rows = zip(arrivals.arrived, arrivals.read, arrivals.device, strict=True)
+        for arrived, read, device in rows:
+            start = first.get(device)
+            if start is None or arrived - read > budget_s:
+                continue
+            k = round((read - start) / interval)
+            if 0 <= k < n:
+                counts[k] += 1
+    return counts
 
 
 def read_lateness(by_device: dict[int, list[float]], interval: float = 1.0) -> list[float]:

@@ -45,6 +45,7 @@ from arrivals import (
     quantiles,
     quiet_phase,
     read_lateness,
+    tick_counts,
     window_counts,
 )
 from procs import (
@@ -74,6 +75,7 @@ TARGET_RATIO = 1.5
 FALLBACK_PAYLOAD_BYTES = 162  # a reading JSON of these scenarios, if none arrived
 SIM_BUSY = 0.85  # a simulator above this share of a core may be what limits the bridge
 FOREIGN_BUSY = 0.15  # cores used by other jobs above which the run is flagged as disturbed
+DELIVERY_S = 1.0  # a reading counts as complete if it reached the subscriber this soon
 TAIL_S = 3.0  # recording goes on this long after the window: phase shift + late arrivals
 
 _started = time.monotonic()
@@ -440,9 +442,10 @@ def run_scenario(
     result.update(lateness_figures(late0, late1))
     r = result
     progress(
-        f"  {r['values_per_s']:,.0f} values/s; completeness by arrival min "
-        f"{r['completeness_min']:.3f} mean {r['completeness_mean']:.3f}, by read time min "
-        f"{r['read_completeness_min']:.3f} mean {r['read_completeness_mean']:.3f}; latency "
+        f"  {r['values_per_s']:,.0f} values/s; completeness (delivered within "
+        f"{DELIVERY_S:.0f} s) min {r['completeness_min']:.3f} mean {r['completeness_mean']:.3f}"
+        f", by read time min {r['read_completeness_min']:.3f}, by arrival min "
+        f"{r['arrival_completeness_min']:.3f} mean {r['arrival_completeness_mean']:.3f}; latency "
         f"p50/p99/max {r['latency_p50_s']:.3f}/{r['latency_p99_s']:.3f}/{r['latency_max_s']:.3f}s"
     )
     progress(
@@ -494,14 +497,21 @@ def measure(
     # by arrival: windows (and the CPU window) start where the fewest readings arrive
     phase = quiet_phase(arrival_times(arrivals, t0, t0 + secs), t0)
     start = t0 + phase
-    counts = window_counts(arrival_times(arrivals, start, start + secs), start, secs)
-    values = sum(counts)
+    arrival_counts = window_counts(arrival_times(arrivals, start, start + secs), start, secs)
+    values = sum(arrival_counts)
     _, value_bytes = arrivals.values_between(start, start + secs)
     # by read time: windows start where the fewest values are read
     arrived, read = arrivals.readings_since(t0 - 5)
     in_window = [x for x in read if t0 <= x < t0 + secs]
     read_start = t0 + quiet_phase(in_window, t0)
     read_counts = window_counts(read, read_start, secs)
+    # completeness, the figure the targets use: of each tick's reads, those delivered
+    # within one interval. The connections' phases are spread over the interval, so the
+    # readings arrive as a steady stream with no quiet point between ticks: any window
+    # cuts through it, and jitter at a cut moves readings from one window to the next
+    # (0.95 then 1.05) with nothing lost. Counting by tick is immune to that, and the
+    # delivery bound still fails a bridge that falls behind (a backlog arrives late).
+    counts = tick_counts(arrivals, t0, secs, DELIVERY_S)
     latency = [
         a - r for a, r in zip(arrived, read, strict=True) if read_start <= r < read_start + secs
     ]
@@ -511,6 +521,7 @@ def measure(
     late_p50, late_p99, late_max = quantiles(late)
     cpu = {k: sampler.used(k, start, start + secs) for k in sampler.children}
     ratios = [n / s.messages for n in counts]
+    arrival_ratios = [n / s.messages for n in arrival_counts]
     read_ratios = [n / s.messages for n in read_counts]
     read_values = values * s.values_per_message
     return {
@@ -520,6 +531,9 @@ def measure(
         "completeness": [round(x, 4) for x in ratios],
         "completeness_min": min(ratios),
         "completeness_mean": sum(ratios) / secs,
+        "arrival_completeness": [round(x, 4) for x in arrival_ratios],
+        "arrival_completeness_min": min(arrival_ratios),
+        "arrival_completeness_mean": sum(arrival_ratios) / secs,
         "window_phase_s": phase,
         "read_completeness": [round(x, 4) for x in read_ratios],
         "read_completeness_min": min(read_ratios),
@@ -606,8 +620,8 @@ def table(results: list[dict[str, Any]]) -> str:
         "scenario",
         "requests/cycle: plan / min / min whole values",
         "values/s (expected)",
-        "completeness by arrival: min / mean",
-        "by read time: min / mean",
+        f"completeness (each tick's reads delivered within {DELIVERY_S:.0f} s): min / mean",
+        "by arrival: min / mean",
         "latency p50 / p99 / max s",
         "schedule lateness p99 s (within 50 ms): /metrics, incl. a scrape / from ts",
         "bridge CPU us/value (core share)",
@@ -625,7 +639,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{r['plan_requests']} / {r['plan_minimum']} / {r['plan_minimum_whole_values']}",
             f"{r['values_per_s']:,.0f} ({r['expected_per_s']:,})",
             f"{r['completeness_min']:.3f} / {r['completeness_mean']:.3f}",
-            f"{r['read_completeness_min']:.3f} / {r['read_completeness_mean']:.3f}",
+            f"{r['arrival_completeness_min']:.3f} / {r['arrival_completeness_mean']:.3f}",
             f"{r['latency_p50_s']:.3f} / {r['latency_p99_s']:.3f} / {r['latency_max_s']:.3f}",
             f"{r['lateness_p99_s']:.3f} ({r['lateness_within_50ms']:.3f}) / "
             f"{r['read_lateness_p99_s']:.3f} ({r['read_lateness_within_50ms']:.3f})",
@@ -654,9 +668,9 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
                 f"(whole-value minimum {r['plan_minimum_whole_values']})",
             ),
             (
-                f"completeness >= {TARGET_COMPLETENESS} (by arrival)",
+                f"completeness >= {TARGET_COMPLETENESS}",
                 r["completeness_min"] >= TARGET_COMPLETENESS,
-                f"min {r['completeness_min']:.3f} (by read time {r['read_completeness_min']:.3f})",
+                f"min {r['completeness_min']:.3f} (by arrival {r['arrival_completeness_min']:.3f})",
             ),
         ]
         if "ratio" in r:

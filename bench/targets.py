@@ -209,7 +209,8 @@ def scale_rows(r: Any) -> list[Row]:
             rows += [
                 (
                     "scale D (1,000 x 20, device payload): completeness >= 0.99",
-                    f"min {s['completeness_min']:.3f} (mean {s['completeness_mean']:.3f})",
+                    f"min {s['completeness_min']:.3f} (mean {s['completeness_mean']:.3f}; by "
+                    f"arrival min {s['arrival_completeness_min']:.3f})",
                     other,
                     _verdict(s["completeness_min"] >= 0.99),
                 ),
