@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 
 MISC_PERIOD_S = 1.0
 INFLIGHT = 1000  # QoS>0 messages handed to paho and not yet acknowledged, at most
+WRITE_JOIN = 64 * 1024  # bytes of QoS>0 PUBLISH packets sent with one system call, at most
+# what paho passes on_publish for a PUBACK without properties, by its reason code: Success
+# (also a 2-byte PUBACK) and No matching subscribers, the two a delivered message gets
+_PUBACK_PLAIN = {code: ReasonCode(PacketTypes.PUBACK, identifier=code) for code in (0x00, 0x10)}
+_NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,15 +522,27 @@ READ_CHUNK = 65536  # bytes one socket read may take for paho's packet reader
 
 
 class _Client(paho.Client):
-    """paho's client, reading its socket a chunk at a time.
+    """paho's client with three costs of a QoS 1 stream taken out (bench scenario A, QoS 1).
 
-    paho reads every packet with at least three `recv` calls (its type byte, each byte of
-    its length, its body), each a system call: for a QoS 1 stream that is three per PUBACK,
-    and `_sock_recv` with `_packet_read` were 19 % of the bridge's CPU (bench scenario B,
-    QoS 1). Here one `recv` takes what the kernel holds, up to READ_CHUNK, and paho's small
-    reads are served from it. paho handles a bounded number of packets per `loop_read`, so
-    the port calls it again while bytes are held (`holds_input`): none wait for a socket
-    event that will not come. Bytes of a closed socket are never served to the next one.
+    Reads: paho reads every packet with at least three `recv` calls (its type byte, each
+    byte of its length, its body), each a system call: three per PUBACK, and `_sock_recv`
+    with `_packet_read` were 19 % of the bridge's CPU (scenario B, QoS 1). Here one `recv`
+    takes what the kernel holds, up to READ_CHUNK, and paho's small reads are served from
+    it. paho handles a bounded number of packets per `loop_read`, so the port calls it
+    again while bytes are held (`holds_input`): none wait for a socket event that will not
+    come. Bytes of a closed socket are never served to the next one.
+
+    PUBACKs: paho builds a ReasonCode and two Properties for every PUBACK (12 % of the
+    bridge's CPU at QoS 1), also for the plain ones brokers send for a delivered message:
+    the packet id alone (MQTT 5 3.4.2.1: no reason code means Success) or with reason
+    0x10 (no matching subscribers), no properties. Those are handled here as paho does,
+    with shared reason code and properties objects; any other PUBACK (an error reason
+    code, properties, MQTT 3.1.1) goes to paho.
+
+    Writes: paho sends each queued packet with its own `send` call. A QoS>0 PUBLISH needs
+    nothing once written (paho keeps the message until its PUBACK), so one queued right
+    behind another QoS>0 PUBLISH not yet started joins it, up to WRITE_JOIN bytes: a
+    request's readings go out in one system call, in their order.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -550,6 +567,44 @@ class _Client(paho.Client):
     def holds_input(self) -> bool:
         """Bytes read from the current socket that paho has not taken yet."""
         return self._rx_sock is self._sock and self._rx_at < len(self._rx)
+
+    def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
+        body = self._in_packet["packet"]
+        size = len(body)
+        reason = _PUBACK_PLAIN.get(body[2] if size == 3 else 0) if size <= 3 else None
+        if cmd != "PUBACK" or size < 2 or reason is None or self._protocol != paho.MQTTv5:
+            return super()._handle_pubackcomp(cmd)
+        mid = body[0] << 8 | body[1]
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                return self._do_on_publish(mid, reason, _NO_PROPERTIES)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _packet_queue(
+        self,
+        command: int,
+        packet: bytes | bytearray,
+        mid: int,
+        qos: int,
+        info: paho.MQTTMessageInfo | None = None,
+    ) -> MQTTErrorCode:
+        queue = self._out_packet
+        if command & 0xF0 == paho.PUBLISH and qos > 0 and queue:
+            last = queue[-1]
+            if (
+                last["command"] & 0xF0 == paho.PUBLISH
+                and last["qos"] > 0
+                and last["pos"] == 0
+                and last["to_process"] + len(packet) <= WRITE_JOIN
+            ):
+                joined = last["packet"]
+                if not isinstance(joined, bytearray):  # paho's own bytes: copy once
+                    joined = last["packet"] = bytearray(joined)
+                joined += packet
+                last["to_process"] += len(packet)
+                self._call_socket_register_write()
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._packet_queue(command, packet, mid, qos, info)
 
 
 def _build_client(cfg: MqttConfig, client_id: str, clean_start: bool, manual_ack: bool) -> _Client:

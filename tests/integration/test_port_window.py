@@ -11,8 +11,12 @@ fails: paho holds 2,000 queued messages.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from modbus_mqtt_bridge.config.model import MqttConfig
 from modbus_mqtt_bridge.mqtt import port as port_module
@@ -160,5 +164,85 @@ def test_a_qos0_batch_does_not_overtake_qos1_messages_the_window_holds_back(
             "qos0 b",
             "last",
         ]
+    finally:
+        sub.close()
+
+
+def test_qos1_publishes_queued_together_go_out_in_one_send_and_arrive_in_order(
+    broker: Mosquitto,
+) -> None:
+    """paho sends each queued packet with its own system call; the port's client joins
+    QoS 1 PUBLISH packets queued together (one request's readings) into one send. On the
+    code before, 200 publishes took 200 sends."""
+    topic, count = "window/joined", 200
+    sub = Subscriber(broker.port, topic)
+    sends: list[int] = []
+
+    async def scenario() -> None:
+        port = _port(broker, "joined")
+        await port.connect()
+        client = port._client
+        real_send = client._sock_send
+
+        def counting_send(data: bytes) -> int:
+            sends.append(len(data))
+            return real_send(data)
+
+        client._sock_send = counting_send  # type: ignore[method-assign]
+        try:
+            for n in range(count):
+                port.publish(topic, f"reading {n}", 1, False)
+            assert await port.wait_acked(10)
+        finally:
+            await port.disconnect()
+
+    try:
+        asyncio.run(scenario())
+        wait_until(lambda: len(sub.on(topic)) >= count, 10, f"{count} messages on {topic}")
+        assert _payloads(sub, topic) == [f"reading {n}" for n in range(count)]
+        assert 1 <= len(sends) <= 3, f"{len(sends)} sends for {count} publishes"  # + DISCONNECT
+    finally:
+        sub.close()
+
+
+def test_plain_pubacks_are_handled_without_building_reason_codes_and_properties(
+    broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho builds a ReasonCode and Properties per PUBACK; a plain one (the packet id
+    alone, Success, or with 0x10, no matching subscribers) is handled by the port's client
+    without them, and every message is still acknowledged. Half the topics have a
+    subscriber, half none. On the code before, 300 acks built 300 PUBACK Properties."""
+    count = 300
+    topics_heard = "window/pubacks/heard"
+    sub = Subscriber(broker.port, topics_heard)
+    built: list[int] = []
+    init = Properties.__init__
+
+    def counting_init(self: Properties, *args: Any, **kwargs: Any) -> None:
+        if args and args[0] == PacketTypes.PUBACK:  # not the subscriber's (PUBLISH)
+            built.append(1)
+        init(self, *args, **kwargs)
+
+    async def scenario() -> list[int]:
+        port = _port(broker, "pubacks")
+        acked: list[int] = []
+        port.on_ack = acked.append
+        await port.connect()
+        try:
+            topics = (topics_heard, "window/pubacks/unheard")
+            mids = [port.publish(topics[n % 2], str(n), 1, False) for n in range(count)]
+            monkeypatch.setattr(Properties, "__init__", counting_init)
+            assert await port.wait_acked(10)
+            monkeypatch.setattr(Properties, "__init__", init)
+            assert sorted(acked) == sorted(mids)
+            assert not any(port.unacked(mid) for mid in mids)
+        finally:
+            await port.disconnect()
+        return acked
+
+    try:
+        assert len(asyncio.run(scenario())) == count
+        assert len(built) < 10, f"{len(built)} Properties built for {count} PUBACKs"
+        wait_until(lambda: len(sub.on(topics_heard)) >= count // 2, 10, "the heard half")
     finally:
         sub.close()
