@@ -1,9 +1,10 @@
-"""Count what reaches the broker's subscribers: `mosquitto_sub -F '%t %p'` read by a thread.
+"""Count what reaches the broker's subscribers: `mosquitto_sub -F '%U %t %p'` read by a thread.
 
 The C client does the MQTT work, so counting costs the benchmark process little: it reads
 the pipe in chunks and records, per chunk, when it arrived and how many reading messages
-(and payload bytes) it held, and per reading its `ts` (the time the bridge read the value,
-SPEC 3). Status topics are not readings and are not counted.
+(and payload bytes) it held, and per reading when mosquitto_sub received it (`%U`) and its
+`ts` (the time the bridge read the value, SPEC 3): latency and completeness come from
+those two. Status topics are not readings and are not counted.
 
 The completeness figures (bench/run.py `measure`) come out of it:
 - by arrival: the readings that reached the subscriber in each 1-second window;
@@ -58,7 +59,7 @@ class Arrivals:
                 "-i",
                 "bench-counter",
                 "-F",
-                "%t %p",
+                "%U %t %p",  # %U: when mosquitto_sub received it (epoch, ns)
                 "-t",
                 "bench/#",
                 "-t",
@@ -98,6 +99,14 @@ class Arrivals:
             epoch = self._seconds[second] = calendar.timegm(parsed)
         return epoch + int(line[i + 20 : i + 23]) / 1000 - self.wall_minus_mono
 
+    def _received(self, stamp: bytes, fallback: float) -> float:
+        """mosquitto_sub's receive time (%U) on the monotonic clock: not delayed by the pipe
+        or by this thread waiting for a core, as the chunk's read time is."""
+        try:
+            return float(stamp) - self.wall_minus_mono
+        except ValueError:
+            return fallback
+
     def _read(self) -> None:
         assert self.child.proc.stdout is not None
         fd = self.child.proc.stdout.fileno()
@@ -115,7 +124,9 @@ class Arrivals:
             values = value_bytes = floor = 0
             reads = []
             devices = []
-            for line in lines:
+            got = []
+            for printed in lines:
+                stamp, _, line = printed.partition(b" ")
                 topic, _, payload = line.partition(b" ")
                 if topic.startswith(VALUE_PREFIX):
                     if topic.endswith(b"/status"):
@@ -125,6 +136,7 @@ class Arrivals:
                     read = self._read_time(payload)
                     if read is not None:
                         reads.append(read)
+                        got.append(self._received(stamp, now))
                         name = topic.split(b"/", 2)[1]
                         devices.append(self._devices.setdefault(name, len(self._devices)))
                 elif topic.startswith(FLOOR_PREFIX):
@@ -137,7 +149,7 @@ class Arrivals:
                     self._times.append(now)
                     self.read.extend(reads)
                     self.device.extend(devices)
-                    self.arrived.extend([now] * len(reads))
+                    self.arrived.extend(got)
 
     def between(self, t0: float, t1: float) -> list[Chunk]:
         with self._lock:
