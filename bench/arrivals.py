@@ -10,8 +10,8 @@ The completeness figures (bench/run.py `measure`) come out of it:
 - by arrival: the readings that reached the subscriber in each 1-second window;
 - by read time: the readings whose `ts` falls in each 1-second window (did the bridge read
   and publish every value every second, however late the message arrived);
-- by tick (the figure the targets use): each device's readings of each of its ticks that
-  arrived within 1 s (`tick_counts`).
+- by tick (the figure the targets use): per tick, the topics whose reading of that tick
+  arrived within 1 s of when it was due (`tick_counts`).
 The windows start at the quietest phase of the cycle (see `quiet_phase`).
 """
 
@@ -76,7 +76,9 @@ class Arrivals:
         self.arrived = array("d")
         self.read = array("d")
         self.device = array("i")  # per reading: its device (an index, from the topic)
+        self.topic = array("i")  # per reading: its topic (an index)
         self._devices: dict[bytes, int] = {}
+        self._topics: dict[bytes, int] = {}
         self.wall_minus_mono = time.time() - time.monotonic()
         self._seconds: dict[bytes, int] = {}
         self.probe_seen = threading.Event()
@@ -100,8 +102,9 @@ class Arrivals:
         return epoch + int(line[i + 20 : i + 23]) / 1000 - self.wall_minus_mono
 
     def _received(self, stamp: bytes, fallback: float) -> float:
-        """mosquitto_sub's receive time (%U) on the monotonic clock: not delayed by the pipe
-        or by this thread waiting for a core, as the chunk's read time is."""
+        """mosquitto_sub's receive time (%U) on the monotonic clock: not delayed by the pipe's
+        buffering or by this thread waiting for a core, as the chunk's read time is (a
+        full pipe would still delay it: mosquitto_sub then blocks before it stamps)."""
         try:
             return float(stamp) - self.wall_minus_mono
         except ValueError:
@@ -124,6 +127,7 @@ class Arrivals:
             values = value_bytes = floor = 0
             reads = []
             devices = []
+            topics = []
             got = []
             for printed in lines:
                 stamp, _, line = printed.partition(b" ")
@@ -139,6 +143,7 @@ class Arrivals:
                         got.append(self._received(stamp, now))
                         name = topic.split(b"/", 2)[1]
                         devices.append(self._devices.setdefault(name, len(self._devices)))
+                        topics.append(self._topics.setdefault(topic, len(self._topics)))
                 elif topic.startswith(FLOOR_PREFIX):
                     floor += 1
                 elif topic.startswith(PROBE_PREFIX):
@@ -149,6 +154,7 @@ class Arrivals:
                     self._times.append(now)
                     self.read.extend(reads)
                     self.device.extend(devices)
+                    self.topic.extend(topics)
                     self.arrived.extend(got)
 
     def between(self, t0: float, t1: float) -> list[Chunk]:
@@ -188,41 +194,57 @@ class Arrivals:
         return {d: sorted(ts) for d, ts in out.items()}
 
 
-def on_time_reads(by_device: dict[int, list[float]], interval: float = 1.0) -> dict[int, float]:
-    """Per device, one read time at which it was on its own grid (as in read_lateness)."""
+def on_time_reads(by_key: dict[int, list[float]], interval: float = 1.0) -> dict[int, float]:
+    """Per key (device or topic), one read time at which it was on its own grid: the
+    earliest-but-one offset within the interval, as in read_lateness (the earliest with
+    fewer than 3 reads)."""
     out: dict[int, float] = {}
-    for d, times in by_device.items():
-        if len(times) < 3:
+    for key, times in by_key.items():
+        if not times:
             continue
         base = times[0]
         offsets = sorted(((x - base + interval / 2) % interval) - interval / 2 for x in times)
-        out[d] = base + offsets[1]
+        out[key] = base + offsets[1 if len(offsets) >= 3 else 0]
     return out
 
 
 def tick_counts(
     arrivals: Arrivals, t0: float, n: int, budget_s: float, interval: float = 1.0
-) -> list[int]:
-    """Readings of each of the n ticks from t0 that reached the subscriber within budget_s.
+) -> tuple[list[int], int]:
+    """Per tick of the n from t0: the topics whose reading of that tick reached the
+    subscriber within budget_s of when the read was due; and the readings counted more
+    than once (a topic twice in one tick: a repeat, or a read so late it fell into the
+    next tick's slot).
 
-    Tick k of a device is its read due at its first on-grid time at or after t0, plus k
-    intervals; a reading belongs to the tick its `ts` is nearest to (a late read, or the
-    later requests of one tick, stay in their tick as long as they are under half an
-    interval late). So a read a few milliseconds either side of a window edge is not
-    counted in the wrong second, and a reading lost or delivered late lowers its tick."""
-    anchors = on_time_reads(arrivals.read_times_by_device(t0, t0 + n * interval), interval)
-    first = {d: a + math.ceil((t0 - a) / interval) * interval for d, a in anchors.items()}
-    counts = [0] * n
+    Each topic (a register, or a device's payload) has its own grid, found from its own
+    reads (`on_time_reads`); its tick k is due at its first on-grid time at or after t0
+    plus k intervals, and a reading belongs to the tick its `ts` is nearest to. So a read
+    a few milliseconds either side of a window edge is not counted in the wrong second; a
+    reading lost, a read made late, or a reading delivered late lowers its tick; a repeat
+    cannot fill a lost reading's place."""
+    if n < 3:
+        raise ValueError(f"completeness by tick needs at least 3 ticks measured, not {n}")
+    end = t0 + n * interval
     with arrivals._lock:
-        rows = zip(arrivals.arrived, arrivals.read, arrivals.device, strict=True)
-        for arrived, read, device in rows:
-            start = first.get(device)
-            if start is None or arrived - read > budget_s:
-                continue
-            k = round((read - start) / interval)
-            if 0 <= k < n:
-                counts[k] += 1
-    return counts
+        rows = list(zip(arrivals.arrived, arrivals.read, arrivals.topic, strict=True))
+    by_topic: dict[int, set[float]] = {}
+    for _, read, topic in rows:
+        if t0 <= read < end:
+            by_topic.setdefault(topic, set()).add(read)
+    anchors = on_time_reads({t: sorted(v) for t, v in by_topic.items()}, interval)
+    first = {t: a + math.ceil((t0 - a) / interval) * interval for t, a in anchors.items()}
+    on_time: list[set[int]] = [set() for _ in range(n)]
+    delivered = 0
+    for arrived, read, topic in rows:
+        start = first.get(topic)
+        if start is None:
+            continue
+        k = round((read - start) / interval)
+        if 0 <= k < n and arrived - (start + k * interval) <= budget_s:
+            delivered += 1
+            on_time[k].add(topic)
+    counts = [len(topics) for topics in on_time]
+    return counts, delivered - sum(counts)
 
 
 def read_lateness(by_device: dict[int, list[float]], interval: float = 1.0) -> list[float]:
@@ -249,9 +271,10 @@ def read_lateness(by_device: dict[int, list[float]], interval: float = 1.0) -> l
 def quiet_phase(times: list[float], t0: float, bins: int = 100) -> float:
     """The offset within the second (10 ms resolution) where the fewest events fall.
 
-    The bridge reads and publishes in a burst after each 1 s tick. A window boundary in the
-    middle of a burst would give one window too little and the next too much, so windows
-    start at the quietest phase of the cycle: between two bursts.
+    A window boundary in the middle of a burst would give one window too little and the
+    next too much, so windows start at the quietest phase of the cycle. That helped while
+    the bridge read every device at the same instant; with the connections' phases spread
+    over the interval there is no quiet phase, hence the per-tick figure (`tick_counts`).
     """
     folded = [0] * bins
     for t in times:

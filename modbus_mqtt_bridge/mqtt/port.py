@@ -522,7 +522,7 @@ READ_CHUNK = 65536  # bytes one socket read may take for paho's packet reader
 
 
 class _Client(paho.Client):
-    """paho's client with three costs of a QoS 1 stream taken out (bench scenario A, QoS 1).
+    """paho's client with three costs of a QoS 1 stream taken out (bench, QoS 1).
 
     Reads: paho reads every packet with at least three `recv` calls (its type byte, each
     byte of its length, its body), each a system call: three per PUBACK, and `_sock_recv`
@@ -532,12 +532,12 @@ class _Client(paho.Client):
     again while bytes are held (`holds_input`): none wait for a socket event that will not
     come. Bytes of a closed socket are never served to the next one.
 
-    PUBACKs: paho builds a ReasonCode and two Properties for every PUBACK (12 % of the
-    bridge's CPU at QoS 1), also for the plain ones brokers send for a delivered message:
-    the packet id alone (MQTT 5 3.4.2.1: no reason code means Success) or with reason
-    0x10 (no matching subscribers), no properties. Those are handled here as paho does,
-    with shared reason code and properties objects; any other PUBACK (an error reason
-    code, properties, MQTT 3.1.1) goes to paho.
+    PUBACKs: paho builds one Properties and one or two ReasonCodes for every PUBACK (12 %
+    of the bridge's CPU in scenario A at QoS 1), also for the plain ones brokers send for
+    a delivered message: the packet id alone (MQTT 5 3.4.2.1: no reason code means
+    Success) or with reason 0x10 (no matching subscribers), no properties. Those are
+    handled here as paho does, with shared reason code and properties objects; any other
+    PUBACK (an error reason code, properties, MQTT 3.1.1) goes to paho.
 
     Writes: paho sends each queued packet with its own `send` call. A QoS>0 PUBLISH needs
     nothing once written (paho keeps the message until its PUBACK), so one queued right
