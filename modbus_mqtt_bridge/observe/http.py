@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, unquote
 from prometheus_client import CollectorRegistry
 
 from ..errors import BridgeError
+from ..heap import release_free_memory
 from ..retry import Throttle
 from . import exposition
 
@@ -39,6 +40,7 @@ WriteCall = Callable[[str, bytes], Awaitable[tuple[HTTPStatus, Json]]]  # (devic
 
 READ_TIMEOUT_S = 5.0
 WRITE_PIECE = 256 * 1024  # bytes of a response handed to the transport at a time
+TRIM_AFTER_BYTES = 1024 * 1024  # after an answer this large, free heap pages go back (heap.py)
 MAX_HEADER_LINES = 100
 MAX_BODY_BYTES = 16_384
 INDEX = b"modbus-mqtt-bridge: /metrics /healthz /status\n"
@@ -155,6 +157,9 @@ class HttpEndpoint:
             else:
                 code, content_type, payload = await self._route(method, path, headers, body)
             await _respond(writer, code, content_type, payload, head_only=method == "HEAD")
+            if len(payload) >= TRIM_AFTER_BYTES:  # e.g. /metrics at 1,000 connections
+                del payload
+                release_free_memory()  # its pages back to the system, not kept in the heap
         except (TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
             pass  # a client that hangs up or talks nonsense gets nothing more
         finally:
