@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .. import codec
 from ..config.model import Connection, Device
@@ -72,12 +71,15 @@ class Worker:
         self.port.turnaround_s = {d.unit_id: d.turnaround_delay_s for d in self.devices.values()}
         self._throttle = Throttle(LOG_EVERY_S)
         self.health = {name: DeviceHealth() for name in self.devices}
-        # a deque, not an asyncio.Queue: nothing awaits it (the worker polls it between
-        # requests), and a Queue is four more deques and an Event, ~3 KB a connection
-        self._jobs: deque[_Job] = deque()
+        # a list, not an asyncio.Queue (four deques and an Event, ~3 KB a connection) nor
+        # a deque (~0.7 KB): nothing awaits it, the worker takes jobs between requests, and
+        # there are hardly ever more than one or two
+        self._jobs: list[_Job] = []
         self._splits: dict[int, isolate.Split] = {}  # id(planned request) -> its split
         self._requests_by_id = {id(r): r for r in self.requests}
-        self._wake = asyncio.Event()
+        # set while the worker sleeps with wake_on_jobs: a job arriving wakes it (created
+        # per sleep, not an Event kept per connection with its deque of waiters)
+        self._woken: asyncio.Future[None] | None = None
         self._link_failures = 0
         if metrics is not None:  # every device has its series from the start, even never read
             for r in self.requests:
@@ -142,7 +144,8 @@ class Worker:
         """Run fn with the port between two poll requests (commands use this)."""
         job = _Job(fn)
         self._jobs.append(job)
-        self._wake.set()
+        if self._woken is not None and not self._woken.done():
+            self._woken.set_result(None)
         return await job.future  # type: ignore[return-value]
 
     # -- polling ---------------------------------------------------------------------
@@ -405,7 +408,7 @@ class Worker:
 
     async def _run_jobs(self) -> None:
         while self._jobs:
-            job = self._jobs.popleft()
+            job = self._jobs.pop(0)
             if job.future.done():
                 continue
             try:
@@ -419,7 +422,7 @@ class Worker:
 
     def _fail_pending_jobs(self, reason: str = "bridge is stopping") -> None:
         while self._jobs:
-            job = self._jobs.popleft()
+            job = self._jobs.pop(0)
             if not job.future.done():
                 job.future.set_exception(ModbusConnectionError(reason))
 
@@ -430,14 +433,15 @@ class Worker:
         timeout = deadline - asyncio.get_running_loop().time()
         if timeout <= 0 or (wake_on_jobs and self._jobs):
             return
-        self._wake.clear()
         stop_wait = asyncio.ensure_future(stop.wait())
-        waits = {stop_wait}
+        waits: set[asyncio.Future[Any]] = {stop_wait}
         if wake_on_jobs:
-            waits.add(asyncio.ensure_future(self._wake.wait()))
+            self._woken = asyncio.get_running_loop().create_future()
+            waits.add(self._woken)
         try:
             await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._woken = None
             for waiter in waits:
                 waiter.cancel()
 
