@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from threading import Lock
 from typing import cast
 
@@ -24,6 +24,11 @@ _go_float = cast(Callable[[float], str], floatToGoString)  # untyped in the libr
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
+# The upper bounds of CompactHistogram children, by their exact bits (-0.0 is not 0.0: its
+# `le` label says "-0.0"); a list each, as the library keeps them, never changed.
+_BOUNDS: dict[tuple[str, ...], list[float]] = {}
+
+
 class CompactHistogram(Histogram):
     """prometheus_client's Histogram with each labelled child's bucket counts in one array
     under one lock: the library's child keeps a value object and a lock per bucket and one
@@ -31,6 +36,12 @@ class CompactHistogram(Histogram):
     connection, 8 MB at 1,000 connections. The samples are the library's
     (tests/unit/test_metrics_histogram.py); exemplars are not kept (none is given here).
     """
+
+    def _prepare_buckets(self, source_buckets: Sequence[float | str]) -> None:
+        super()._prepare_buckets(source_buckets)
+        # every child takes its parent's buckets: one list of them, not one per child
+        bounds: list[float] = self._upper_bounds
+        self._upper_bounds = _BOUNDS.setdefault(tuple(b.hex() for b in bounds), bounds)
 
     def _metric_init(self) -> None:
         self._created = time.time()
