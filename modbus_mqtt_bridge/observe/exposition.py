@@ -54,7 +54,7 @@ async def render(registry: CollectorRegistry, accept: str) -> tuple[bytes, str]:
         _PLAIN_ESCAPINGS
     ):
         try:
-            return (await _write(collectors, om)).encode(), content_type
+            return await _write(collectors, om), content_type
         except _Unsupported:
             pass
     return await asyncio.to_thread(encoder, registry), content_type
@@ -70,10 +70,15 @@ def _collectors(registry: CollectorRegistry) -> list[Any] | None:
         return list(copy.copy(names))
 
 
-async def _write(collectors: Iterable[Any], om: bool) -> str:
-    """The body, yielding to the loop every SLICE samples."""
+async def _write(collectors: Iterable[Any], om: bool) -> bytes:
+    """The body, yielding to the loop every SLICE samples.
+
+    Each slice's lines are encoded as soon as it is written, so the body is never held as
+    its 51,000 line strings, one text and its bytes at once: at 1,000 connections that took
+    the bridge's peak RSS up by ~19 MB on every scrape (docs/benchmarks.md)."""
     write = _om_family if om else _text_family
     out: list[str] = []
+    chunks: list[bytes] = []
     written = 0
     for collector in collectors:
         for name, doc, kind, unit, samples in await _families(collector):
@@ -82,10 +87,13 @@ async def _write(collectors: Iterable[Any], om: bool) -> str:
             for _ in write(out, name, doc, kind, samples):
                 written += 1
                 if written % SLICE == 0:
+                    chunks.append("".join(out).encode())
+                    out.clear()
                     await asyncio.sleep(0)
     if om:
         out.append("# EOF\n")
-    return "".join(out)
+    chunks.append("".join(out).encode())
+    return b"".join(chunks)
 
 
 _Family = tuple[str, str, str, str, Iterable[Sample]]  # name, help, type, unit, samples
