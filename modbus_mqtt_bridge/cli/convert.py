@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -45,7 +46,7 @@ _Dumper.add_representer(EnvText, _represent_text)
 
 
 def _to_yaml(converted: Converted, source: str) -> str:
-    raw = dict(converted.raw)
+    raw = _literal(dict(converted.raw))
     mqtt = raw.get("mqtt")
     if not isinstance(mqtt, Mapping) or mqtt.get("url") is None:
         url = f"${{MQTT_URL:-{DEFAULT_MQTT_URL}}}"
@@ -62,6 +63,18 @@ def _to_yaml(converted: Converted, source: str) -> str:
         _without_nulls(ordered), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
     )
     return _HEADER.format(source=source) + _spaced(body)
+
+
+def _literal(value: Any) -> Any:
+    """The legacy list's text as YAML text that reads back the same: JSON expands nothing,
+    the YAML loader expands `${...}`, so each `${` is written `$${` (a literal `${`)."""
+    if isinstance(value, Mapping):
+        return {k: _literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_literal(item) for item in value]
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    return value
 
 
 def _without_nulls(value: object) -> object:

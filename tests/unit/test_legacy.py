@@ -264,6 +264,22 @@ def test_any_legacy_list_converts_to_equal_yaml(
     assert load_config(converted, env=FULL_ENV) == expected
 
 
+@pytest.mark.parametrize("text", ["${", "$${", "a ${HOME} b", "$x ${ $"])
+def test_legacy_text_with_dollar_braces_converts_to_the_same_text(
+    tmp_path: Path, text: str
+) -> None:
+    """JSON expands nothing, YAML expands `${...}`: the converter writes `${` as `$${`
+    (Hypothesis found a description `${` the converted YAML refused as unterminated)."""
+    path = write(tmp_path, [{"device_id": 1, "ip": "h", "name": text,
+                             "registers": [{"address": 40001, "parameter": text,
+                                            "description": text}]}])  # fmt: skip
+    expected = load_config(path, env=FULL_ENV)
+    assert expected.devices[0].registers[0].description == text
+    converted = tmp_path / "converted.yaml"
+    converted.write_text(legacy_to_yaml(path))
+    assert load_config(converted, env=FULL_ENV) == expected
+
+
 def test_legacy_device_may_set_interval(tmp_path: Path) -> None:
     path = write(tmp_path, [{"device_id": 1, "ip": "h", "interval": "5s",
                              "registers": [{"address": 40001, "parameter": "V"}]}])  # fmt: skip
