@@ -288,6 +288,11 @@ def main() -> int:
                 f"{f['msgs_per_s']:,.0f} messages/s, {f['delivered']:,}/{f['published']:,} "
                 "delivered"
             )
+            if f["delivered"] < TARGET_COMPLETENESS * f["published"]:
+                progress(
+                    "  WARNING: the broker and the counter did not carry the loop's rate (not "
+                    "all delivered): the ceiling is then bounded by the rig, not the bridge"
+                )
         top = max(f["msgs_per_s"] for f in floors.values())
         registers = min(MAX_REGISTERS, math.ceil(top / DEVICES))
         modbus_ports = free_ports(DEVICES)
