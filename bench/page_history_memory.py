@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import tracemalloc
 
-from modbus_mqtt_bridge.bridge.board import History, Stamps
+from modbus_mqtt_bridge.bridge.history import History, Stamps
 
 REGISTERS, BOUND, EXTRA = 20_000, 120, 30
 T0 = 1_700_000_000_000

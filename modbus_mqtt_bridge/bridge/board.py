@@ -9,11 +9,9 @@ knows nothing of it.
 from __future__ import annotations
 
 import time
-from array import array
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import __version__
 from ..config.model import Config, Device
@@ -24,95 +22,7 @@ from ..mqtt.payloads import iso_ms
 from ..observe.health import Heartbeat
 from ..observe.metrics import BridgeMetrics
 from ..readings import DeviceStatus, ReadFailure, Reading, Sink, Value
-
-
-def _exact(ring: array[Any]) -> array[Any]:
-    """A full ring without the slack appending left (~9 %: 88 bytes at 120 doubles)."""
-    return array(ring.typecode, ring)
-
-
-class Stamps:
-    """The timestamps of one or more `History` rings that are always added to together.
-
-    The registers of one request are read together, so their readings share a timestamp:
-    their rings share one array of timestamps (8 bytes a reading once, not once a register).
-    A ring of its own holds its own `Stamps`.
-    """
-
-    __slots__ = ("_size", "count", "members", "ts")
-
-    def __init__(self, size: int, members: int = 1) -> None:
-        self._size = size
-        self.ts = array("q")  # ms since the epoch
-        self.count = 0  # timestamps pushed so far; the next one goes to slot count % size
-        self.members = members  # the rings that share these timestamps
-
-    def push(self, ts_ms: int) -> None:
-        if len(self.ts) < self._size:
-            self.ts.append(ts_ms)
-            if len(self.ts) == self._size:
-                self.ts = _exact(self.ts)
-        else:
-            self.ts[self.count % self._size] = ts_ms
-        self.count += 1
-
-    def copy(self) -> Stamps:
-        """The same timestamps, for one ring alone."""
-        own = Stamps(self._size)
-        own.ts = array("q", self.ts)
-        own.count = self.count
-        return own
-
-
-class History:
-    """The last `size` readings of one register, as typed ring arrays (16 bytes a reading
-    alone, 8 plus a share of the timestamps when its request's registers share them).
-
-    A deque of (ts, value) tuples costs about 120 bytes a reading; at 20,000 registers x 120
-    readings that is ~300 MB, the arrays ~40 MB, ~20 MB with the timestamps shared.
-    Numbers and booleans are kept; a string register has no sparkline, so its history stays
-    empty.
-    """
-
-    __slots__ = ("_size", "_values", "kind", "stamps")
-
-    def __init__(self, size: int, stamps: Stamps | None = None) -> None:
-        self._size = size
-        self._values = array("d")
-        self.stamps = Stamps(size) if stamps is None else stamps
-        self.kind = "number"  # "bool" when the register's values are booleans
-
-    def add(self, ts_ms: int, value: Value) -> None:
-        """One reading, on a ring with timestamps of its own."""
-        if type(value) is not float and isinstance(value, str):
-            return
-        self.put(value)
-        self.stamps.push(ts_ms)
-
-    def put(self, value: Value) -> None:
-        """The value of the reading whose timestamp is pushed next (not a string)."""
-        if type(value) is not float and isinstance(value, bool):  # floats skip the check
-            self.kind = "bool"
-        if len(self._values) < self._size:
-            self._values.append(float(value))
-            if len(self._values) == self._size:
-                self._values = _exact(self._values)
-        else:
-            self._values[self.stamps.count % self._size] = float(value)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def since(self, since_ms: int | None = None) -> Iterator[tuple[int, Value]]:
-        """Oldest first; only readings newer than since_ms when given."""
-        count, stamps = len(self._values), self.stamps.ts
-        first = self.stamps.count % self._size if count == self._size else 0
-        for i in range(count):
-            slot = (first + i) % count
-            ts = stamps[slot]
-            if since_ms is None or ts > since_ms:
-                value = self._values[slot]
-                yield ts, (bool(value) if self.kind == "bool" else value)
+from .history import History, Stamps, go_alone, whole_group
 
 
 @dataclass
@@ -164,7 +74,7 @@ class DeviceBoard:
             if history is None:
                 history = histories[name] = History(self.history_size)
             elif history.stamps.members > 1:
-                _go_alone(history.stamps, histories)
+                go_alone(history.stamps, histories)
             history.add(ts_ms, value)
         if stamps is not None:
             stamps.push(readings[0].ts_ms)
@@ -196,7 +106,7 @@ class DeviceBoard:
         if first is None:
             return self._new_group(histories, readings, ts_ms)
         stamps = first.stamps
-        return stamps if _whole_group(stamps, histories, readings, ts_ms) else None
+        return stamps if whole_group(stamps, histories, readings, ts_ms) else None
 
     def _new_group(
         self, histories: dict[str, History], readings: Sequence[Reading], ts_ms: int
@@ -462,30 +372,6 @@ class _Rate:
             self._samples.popleft()
         first_t, first_total = self._samples[0]
         return (total - first_total) / (now - first_t) if now > first_t else 0.0
-
-
-def _whole_group(
-    stamps: Stamps, histories: Mapping[str, History], readings: Sequence[Reading], ts_ms: int
-) -> bool:
-    """Are these readings one of each ring sharing `stamps`, all at ts_ms, none a string?"""
-    if stamps.members != len(readings):
-        return False
-    if len({reading.register.name for reading in readings}) != len(readings):
-        return False  # each member once (validation refuses duplicate names anyway)
-    for reading in readings:
-        history = histories.get(reading.register.name)
-        if history is None or history.stamps is not stamps or reading.ts_ms != ts_ms:
-            return False
-        if type(reading.value) is not float and isinstance(reading.value, str):
-            return False
-    return True
-
-
-def _go_alone(stamps: Stamps, histories: Mapping[str, History]) -> None:
-    """Every ring sharing `stamps` gets a copy of its own."""
-    for history in histories.values():
-        if history.stamps is stamps:
-            history.stamps = stamps.copy()
 
 
 def _quality(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modbus_mqtt_bridge.bridge.board import History
+from modbus_mqtt_bridge.bridge.history import History
 
 
 def test_keeps_only_the_last_readings_oldest_first() -> None:

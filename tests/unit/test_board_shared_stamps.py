@@ -7,7 +7,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modbus_mqtt_bridge.bridge.board import DeviceBoard, History
+from modbus_mqtt_bridge.bridge.board import DeviceBoard
+from modbus_mqtt_bridge.bridge.history import History
 from modbus_mqtt_bridge.config.model import Device, Register
 from modbus_mqtt_bridge.config.types import Table
 from modbus_mqtt_bridge.readings import Reading, Value

@@ -43,6 +43,7 @@ PURE = {
     "writes.parse",
     "writes.check",
     "forward.laravel",
+    "bridge.history",
 }
 IO_LIBRARIES = {
     "asyncio",
