@@ -207,12 +207,17 @@ def on_time_reads(by_key: dict[int, list[float]], interval: float = 1.0) -> dict
     fewer than 3 reads)."""
     out: dict[int, float] = {}
     for key, times in by_key.items():
-        if not times:
-            continue
-        base = times[0]
-        offsets = sorted(((x - base + interval / 2) % interval) - interval / 2 for x in times)
-        out[key] = base + offsets[1 if len(offsets) >= 3 else 0]
+        if times:
+            offsets = _grid_offsets(times, interval)
+            out[key] = times[0] + offsets[1 if len(offsets) >= 3 else 0]
     return out
+
+
+def _grid_offsets(times: list[float], interval: float) -> list[float]:
+    """Each read's offset within the interval from the first read (-interval/2 up to
+    +interval/2), sorted: one key's reads on a fixed grid give offsets near 0."""
+    base = times[0]
+    return sorted(((x - base + interval / 2) % interval) - interval / 2 for x in times)
 
 
 def tick_counts(
@@ -265,8 +270,7 @@ def read_lateness(by_device: dict[int, list[float]], interval: float = 1.0) -> l
     for times in by_device.values():
         if len(times) < 3:
             continue
-        base = times[0]
-        offsets = sorted(((x - base + interval / 2) % interval) - interval / 2 for x in times)
+        offsets = _grid_offsets(times, interval)
         on_time = offsets[1]
         out.extend(max(0.0, x - on_time) for x in offsets)
     return out
