@@ -23,20 +23,48 @@ _Key = tuple[float, int]  # (interval_s, tick index k): the tick at start + k * 
 # Connections' grids are spread over at most this long, so a long interval (a legacy 30 min)
 # does not delay a connection's first reading by minutes.
 MAX_PHASE_SPREAD_S = 5.0
+# The most values one phase slot reads at once. Connections whose ticks together stay within
+# it share a slot: a wake-up of the process costs far more than a value (about 0.2 ms of CPU
+# after an idle stretch on the bench VM), so ten light connections ticking at ten instants
+# cost ~1.7x the CPU of two shared slots, while a slot of 500 values still reaches a
+# subscriber within a few ms (at 1,000 values in one slot, p99 11 ms; docs/benchmarks.md,
+# "Phase slots").
+BURST_VALUES = 500
+
+
+def tick_load(requests: Sequence[ReadRequest]) -> tuple[float, int]:
+    """A connection's shortest interval, and how many values it reads in such an interval."""
+    shortest = min(r.interval_s for r in requests)
+    values = sum(len(r.values) * shortest / r.interval_s for r in requests)
+    return shortest, math.ceil(values)
 
 
 def phases(
-    shortest_intervals_s: Sequence[float], spread_max_s: float = MAX_PHASE_SPREAD_S
+    loads: Sequence[tuple[float, int]],
+    spread_max_s: float = MAX_PHASE_SPREAD_S,
+    burst_values: int = BURST_VALUES,
 ) -> list[float]:
     """How far after the common start each connection's grid begins.
 
-    Connection i of n begins i/n of the way through its shortest interval (at most
-    `spread_max_s`), so n connections polling every second start their ticks 1/n s apart
-    instead of all at one instant: the reads, decoding and publishing of one tick no longer
-    arrive as one burst. Each grid keeps its intervals exact; only its origin moves.
+    `loads` are the connections' `tick_load`s, in order. Consecutive connections share a
+    slot while their values together stay within `burst_values` (a connection above it has
+    a slot of its own); slot j of m begins j/m of the way through the connection's shortest
+    interval (at most `spread_max_s`). So a heavy load is spread over the interval instead
+    of arriving as one burst, and a light one wakes the process once per tick, not once per
+    connection. Each grid keeps its intervals exact; only its origin moves.
     """
-    count = len(shortest_intervals_s)
-    return [min(s, spread_max_s) * i / count for i, s in enumerate(shortest_intervals_s)]
+    slots: list[int] = []
+    slot, filled = 0, 0
+    for _, values in loads:
+        if filled and filled + values > burst_values:
+            slot, filled = slot + 1, 0
+        slots.append(slot)
+        filled += values
+    count = slot + 1
+    return [
+        min(shortest, spread_max_s) * j / count
+        for (shortest, _), j in zip(loads, slots, strict=True)
+    ]
 
 
 class Schedule:

@@ -26,7 +26,7 @@ from ..mqtt.port import MqttPort, Will
 from ..mqtt.session import Session
 from ..observe.metrics import BridgeMetrics
 from ..plan import Plan, build_plan
-from ..schedule import phases
+from ..schedule import phases, tick_load
 from ..writes.handler import CommandHandler
 from .board import DeviceBoard
 from .extensions import BridgeExtensions
@@ -100,8 +100,9 @@ class Bridge:
             for conn in config.connections
             if (requests := self.plan.for_connection(conn.name))
         ]
-        # Each connection's ticks start at its own phase, not all at the same instant.
-        offsets = phases([min(r.interval_s for r in requests) for _, requests in polled])
+        # Connections tick in phase slots spread over the interval, not all at one instant;
+        # light ones share a slot (schedule.phases).
+        offsets = phases([tick_load(requests) for _, requests in polled])
         self.workers = {
             conn.name: Worker(
                 conn,

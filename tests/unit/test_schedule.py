@@ -10,10 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modbus_mqtt_bridge.config.model import Device
+from modbus_mqtt_bridge.config.model import Device, Register
 from modbus_mqtt_bridge.config.types import Table
-from modbus_mqtt_bridge.plan import ReadRequest
-from modbus_mqtt_bridge.schedule import MAX_PHASE_SPREAD_S, Schedule, phases
+from modbus_mqtt_bridge.plan import PlannedValue, ReadRequest
+from modbus_mqtt_bridge.schedule import (
+    BURST_VALUES,
+    MAX_PHASE_SPREAD_S,
+    Schedule,
+    phases,
+    tick_load,
+)
 
 _DEVICES: dict[str, Device] = {}
 
@@ -163,21 +169,47 @@ def test_2000_requests_cost_microseconds_per_tick() -> None:
     assert elapsed / served < 20e-6
 
 
-# -- phases: connections spread over the interval ----------------------------------------
+# -- phases: connections spread over the interval in slots -------------------------------
+
+FULL = BURST_VALUES  # a connection that fills a slot alone
 
 
-def test_phases_spread_connections_over_their_shortest_interval() -> None:
-    assert phases([1.0] * 4) == [0.0, 0.25, 0.5, 0.75]
-    assert phases([1.0]) == [0.0]
+def test_heavy_connections_spread_over_their_shortest_interval() -> None:
+    assert phases([(1.0, FULL)] * 4) == [0.0, 0.25, 0.5, 0.75]
+    assert phases([(1.0, 10 * FULL)] * 2) == [0.0, 0.5]  # above the budget: still one slot
+    assert phases([(1.0, FULL)]) == [0.0]
     assert phases([]) == []
     # A long interval spreads over at most MAX_PHASE_SPREAD_S: no first reading minutes late.
-    assert phases([1800.0, 1800.0]) == [0.0, MAX_PHASE_SPREAD_S / 2]
-    assert phases([2.0, 0.5, 10.0, 1.0], spread_max_s=4.0) == [0.0, 0.125, 2.0, 0.75]
+    assert phases([(1800.0, FULL), (1800.0, FULL)]) == [0.0, MAX_PHASE_SPREAD_S / 2]
+    loads = [(2.0, FULL), (0.5, FULL), (10.0, FULL), (1.0, FULL)]
+    assert phases(loads, spread_max_s=4.0) == [0.0, 0.125, 2.0, 0.75]
+
+
+def test_light_connections_share_a_slot_until_it_is_full() -> None:
+    # ten connections of 100 values a tick: two slots of 500, two wake-ups, not ten
+    assert phases([(1.0, 100)] * 10, burst_values=500) == [0.0] * 5 + [0.5] * 5
+    # 1,500 + 400 fit; 200 more would not; 3,000 is a slot alone; so is what follows it
+    loads = [(1.0, 1500), (1.0, 400), (1.0, 200), (1.0, 3000), (1.0, 10)]
+    assert phases(loads, burst_values=2000) == [0.0, 0.0, 0.25, 0.5, 0.75]
+    assert phases([(1.0, 1)] * 3, burst_values=1) == [0.0, 1 / 3, 2 / 3]
+
+
+def test_tick_load_counts_values_per_shortest_interval() -> None:
+    register = Register("r", "r", Table.HOLDING, 0, 40001, "uint16", "uint16", 1.0)
+    device = _DEVICES.setdefault("d1", Device("d1", None, "lan", 1, ()))
+
+    def carrying(interval: float, n: int) -> ReadRequest:
+        values = tuple(PlannedValue(register, k) for k in range(n))
+        return ReadRequest("lan", device, Table.HOLDING, 0, n, interval, values)
+
+    assert tick_load([carrying(1.0, 10)]) == (1.0, 10)
+    # a 2 s request reads half its values in each 1 s tick, on average
+    assert tick_load([carrying(1.0, 10), carrying(2.0, 10), carrying(4.0, 1)]) == (1.0, 16)
 
 
 def test_phased_schedules_tick_apart_with_exact_intervals() -> None:
     start = 1000.0
-    offsets = phases([1.0] * 10)
+    offsets = phases([(1.0, FULL)] * 10)
     schedules = [
         Schedule([req(1.0, device=f"p{i}")], start=start + o) for i, o in enumerate(offsets)
     ]
