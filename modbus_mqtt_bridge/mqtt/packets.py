@@ -49,7 +49,12 @@ def qos0_publishes(messages: Iterable[QoS0Message], *, v5: bool) -> bytes:
         payload_b = payload.encode() if isinstance(payload, str) else payload
         n = extra + len(topic_b) + len(payload_b)
         append(bytes((_PUBLISH | _RETAIN if retain else _PUBLISH,)))
-        append(bytes((n,)) if n < 128 else remaining_length(n))
+        if n < 128:
+            append(bytes((n,)))
+        elif n < 16_384:  # two bytes: a reading's packet (no bytearray built per message)
+            append(bytes((n & 0x7F | 0x80, n >> 7)))
+        else:
+            append(remaining_length(n))
         append(len(topic_b).to_bytes(2, "big"))
         append(topic_b)
         if properties:
