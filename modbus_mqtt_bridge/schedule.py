@@ -33,10 +33,10 @@ BURST_VALUES = 500
 
 
 def tick_load(requests: Sequence[ReadRequest]) -> tuple[float, int]:
-    """A connection's shortest interval, and how many values it reads in such an interval."""
-    shortest = min(r.interval_s for r in requests)
-    values = sum(len(r.values) * shortest / r.interval_s for r in requests)
-    return shortest, math.ceil(values)
+    """A connection's shortest interval, and the most values it reads in one tick: all of
+    them, since every one of its grids starts at the same origin (k = 0, and again at each
+    common multiple of the intervals)."""
+    return min(r.interval_s for r in requests), sum(len(r.values) for r in requests)
 
 
 def phases(
@@ -48,11 +48,15 @@ def phases(
 
     `loads` are the connections' `tick_load`s, in order. Consecutive connections share a
     slot while their values together stay within `burst_values` (a connection above it has
-    a slot of its own); slot j of m begins j/m of the way through the connection's shortest
-    interval (at most `spread_max_s`). So a heavy load is spread over the interval instead
-    of arriving as one burst, and a light one wakes the process once per tick, not once per
-    connection. Each grid keeps its intervals exact; only its origin moves.
+    a slot of its own); slot j of m begins j/m of the way through the shortest interval of
+    them all (at most `spread_max_s`), one origin per slot, so slot mates tick together and
+    a longer interval that is a multiple of the shortest never lands on another slot's
+    instant. A heavy load is spread over the interval instead of arriving as one burst; a
+    light one wakes the process once per tick, not once per connection. Each grid keeps
+    its intervals exact; only its origin moves.
     """
+    if not loads:
+        return []
     slots: list[int] = []
     slot, filled = 0, 0
     for _, values in loads:
@@ -60,11 +64,8 @@ def phases(
             slot, filled = slot + 1, 0
         slots.append(slot)
         filled += values
-    count = slot + 1
-    return [
-        min(shortest, spread_max_s) * j / count
-        for (shortest, _), j in zip(loads, slots, strict=True)
-    ]
+    base = min(spread_max_s, *(shortest for shortest, _ in loads))
+    return [base * j / (slot + 1) for j in slots]
 
 
 class Schedule:

@@ -181,8 +181,22 @@ def test_heavy_connections_spread_over_their_shortest_interval() -> None:
     assert phases([]) == []
     # A long interval spreads over at most MAX_PHASE_SPREAD_S: no first reading minutes late.
     assert phases([(1800.0, FULL), (1800.0, FULL)]) == [0.0, MAX_PHASE_SPREAD_S / 2]
+    # slots share one origin grid, from the shortest interval of all (capped)
     loads = [(2.0, FULL), (0.5, FULL), (10.0, FULL), (1.0, FULL)]
-    assert phases(loads, spread_max_s=4.0) == [0.0, 0.125, 2.0, 0.75]
+    assert phases(loads, spread_max_s=4.0) == [0.0, 0.125, 0.25, 0.375]
+    assert phases(loads, spread_max_s=0.2) == pytest.approx([0.0, 0.05, 0.1, 0.15])
+
+
+def test_slot_mates_with_other_intervals_tick_together_and_apart_from_other_slots() -> None:
+    # a 2 s connection in slot 1 starts where its 1 s slot mates do, not at 2 x their phase
+    loads = [(1.0, 300), (1.0, 300), (2.0, 100), (1.0, 100)]
+    offsets = phases(loads, burst_values=500)
+    assert offsets == [0.0, 0.5, 0.5, 0.5]
+    # two heavy connections, 1 s and 2 s: the 2 s one never ticks on the other's instants
+    first, second = phases([(1.0, FULL), (2.0, FULL)])
+    ticks_1s = {round(first + k * 1.0, 9) for k in range(10)}
+    ticks_2s = {round(second + k * 2.0, 9) for k in range(5)}
+    assert not ticks_1s & ticks_2s
 
 
 def test_light_connections_share_a_slot_until_it_is_full() -> None:
@@ -194,7 +208,7 @@ def test_light_connections_share_a_slot_until_it_is_full() -> None:
     assert phases([(1.0, 1)] * 3, burst_values=1) == [0.0, 1 / 3, 2 / 3]
 
 
-def test_tick_load_counts_values_per_shortest_interval() -> None:
+def test_tick_load_is_the_shortest_interval_and_every_value_read_at_once() -> None:
     register = Register("r", "r", Table.HOLDING, 0, 40001, "uint16", "uint16", 1.0)
     device = _DEVICES.setdefault("d1", Device("d1", None, "lan", 1, ()))
 
@@ -203,8 +217,9 @@ def test_tick_load_counts_values_per_shortest_interval() -> None:
         return ReadRequest("lan", device, Table.HOLDING, 0, n, interval, values)
 
     assert tick_load([carrying(1.0, 10)]) == (1.0, 10)
-    # a 2 s request reads half its values in each 1 s tick, on average
-    assert tick_load([carrying(1.0, 10), carrying(2.0, 10), carrying(4.0, 1)]) == (1.0, 16)
+    # the 2 s and 4 s requests are due with the 1 s one at the first tick (and every 4 s)
+    assert tick_load([carrying(1.0, 10), carrying(2.0, 10), carrying(4.0, 1)]) == (1.0, 21)
+    assert tick_load([carrying(0.3, 3), carrying(0.1, 1)]) == (0.1, 4)
 
 
 def test_phased_schedules_tick_apart_with_exact_intervals() -> None:
