@@ -58,9 +58,12 @@ def test_broker_outage_loses_nothing_and_keeps_order(tmp_path: Path, own_broker:
         )
         drained_at = time.time()
         wait_until(
-            lambda: any(m.ts > drained_at for m in subscriber.on("buf/meter/a")),
+            lambda: all(
+                any(m.ts > drained_at for m in subscriber.on(topic))
+                for topic in ("buf/meter/a", "buf/meter/b")
+            ),
             10,
-            "live readings after the replay",
+            "live readings of both registers after the replay",
         )
         for topic in ("buf/meter/a", "buf/meter/b"):
             stamps = [m.ts for m in subscriber.on(topic)]
