@@ -284,8 +284,8 @@ def quiet_phase(times: list[float], t0: float, bins: int = 100) -> float:
 
     A window boundary in the middle of a burst would give one window too little and the
     next too much, so windows start at the quietest phase of the cycle. That helped while
-    the bridge read every device at the same instant; with the connections' phases spread
-    over the interval there is no quiet phase, hence the per-tick figure (`tick_counts`).
+    the bridge read every device at the same instant; with the connections' phase slots
+    spread over the interval there is no quiet phase, hence the per-tick figure (`tick_counts`).
     """
     folded = [0] * bins
     for t in times:

@@ -507,8 +507,8 @@ def measure(
     read_start = t0 + quiet_phase(in_window, t0)
     read_counts = window_counts(read, read_start, secs)
     # completeness, the figure the targets use: of each tick's reads, those delivered
-    # within one interval of when they were due, each topic once. The connections' phases
-    # are spread over the interval, so the readings arrive as a steady stream with no quiet
+    # within one interval of when they were due, each topic once. The connections' phase
+    # slots are spread over the interval, so the readings arrive as a steady stream with no quiet
     # point between ticks: any window cuts through it, and jitter at a cut moves readings
     # from one window to the next (0.95 then 1.05) with nothing lost. Counting by tick is
     # immune to that; a read schedule or a publish backlog falling behind still fails it.
