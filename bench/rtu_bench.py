@@ -1,17 +1,22 @@
 """RTU bus benchmark: three slaves on one pty line, polled back to back by one worker.
 
-The slaves are the project's simulator in its own process (`simulate --serial ...
---emulate-line`), so each answer takes the wire time its baud rate implies (a pty itself
-has none). The worker polls with an interval far shorter than a cycle, so the bus never
-idles; the achieved cycle time is compared with wiretime's estimate of one full cycle.
+The line (`--line`) makes each answer take the wire time its baud rate implies (a pty
+itself has none):
+- `lean` (the default, the target's figure): bench/rtu_slave.py, a pty pair of its own that
+  spins for requests and writes each answer when the wire would have delivered it, with no
+  relay in between;
+- `simulator`: the project's simulator in its own process (`simulate --serial ...
+  --emulate-line`) behind a socat pty pair, whose relay and wake-ups add about 0.8 ms per
+  exchange (docs/benchmarks.md).
+The worker polls with an interval far shorter than a cycle, so the bus never idles; the
+achieved cycle time is compared with wiretime's estimate of one full cycle.
 
-In the same run, against the same simulator, a bare master (`_bare_cycle`: os.write,
-select, the t3.5 silence slept from the answer's arrival, no pymodbus, no asyncio) shows
-what the rig itself allows: socat's relay and the simulator's own latency per exchange
-(its turnaround beyond the emulated wire time) are in both figures, so the bridge's cost
-is the difference between the two.
+In the same run, against the same line, a bare master (`_bare_cycle`: os.write, select, the
+t3.5 silence slept from the answer's arrival, no pymodbus, no asyncio) shows what the rig
+itself allows: the line's own latency per exchange (its turnaround beyond the emulated wire
+time) is in both figures, so the bridge's cost is the difference between the two.
 
-    .venv/bin/python bench/rtu_bench.py [--seconds 6]
+    .venv/bin/python bench/rtu_bench.py [--seconds 6] [--line lean|simulator]
 """
 
 from __future__ import annotations
@@ -135,7 +140,11 @@ def _bare_cycle(port: Path, baud: int, seconds: float) -> tuple[float, float]:
         os.close(fd)
 
 
-def run_one(baud: int, seconds: float) -> tuple[float, float, int, float, float]:
+def run_one(
+    baud: int, seconds: float, line: str = "lean"
+) -> tuple[float, float, int, float, float]:
+    if line == "lean":
+        return _run_lean(baud, seconds)
     with tempfile.TemporaryDirectory(prefix="rtu-bench-") as tmp:
         pty = PtyPair(Path(tmp) / "line")
         pty.dir.mkdir()
@@ -160,19 +169,47 @@ def run_one(baud: int, seconds: float) -> tuple[float, float, int, float, float]
             pty.close()
 
 
+def _run_lean(baud: int, seconds: float) -> tuple[float, float, int, float, float]:
+    units = ",".join(str(u) for u in UNITS)
+    argv = [sys.executable, str(ROOT / "bench" / "rtu_slave.py"), "--baud", str(baud)]
+    argv += ["--units", units, "--registers", str(REGISTERS)]
+    slave = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert slave.stdout is not None
+        if not select.select([slave.stdout], [], [], 20)[0]:
+            raise RuntimeError("bench/rtu_slave.py did not print its line's path")
+        port = Path(slave.stdout.readline().decode().strip())
+        with tempfile.TemporaryDirectory(prefix="rtu-bench-") as tmp:
+            config = Path(tmp) / "bench.yaml"
+            config.write_text(_yaml(port, baud))
+            achieved, limit, failures = asyncio.run(_poll(config, seconds))
+        bare, turnaround = _bare_cycle(port, baud, seconds)
+        return achieved, limit, failures, bare, turnaround
+    finally:
+        slave.terminate()
+        slave.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per baud")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--line", choices=("lean", "simulator"), default="lean", help="the emulated line"
+    )
     args = parser.parse_args()
     print(
         "| baud | wire-time limit per cycle | achieved cycle | over the limit | failures "
-        "| bare master's cycle (over) | simulator's turnaround beyond the wire |"
+        "| bare master's cycle (over) | line's turnaround beyond the wire |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     results = []
     for baud in (9600, 115200):
-        achieved, limit, failures, bare, turnaround = run_one(baud, args.seconds)
+        achieved, limit, failures, bare, turnaround = run_one(baud, args.seconds, args.line)
         over = achieved / limit - 1
         print(
             f"| {baud} | {limit * 1000:.1f} ms | {achieved * 1000:.1f} ms | "
@@ -186,7 +223,8 @@ def main() -> None:
                 "limit_s": limit,
                 "over": over,
                 "bare_cycle_s": bare,
-                "sim_turnaround_s": turnaround,
+                "line": args.line,
+                "line_turnaround_s": turnaround,
             }
         )
     if args.json:

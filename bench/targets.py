@@ -80,7 +80,8 @@ def rtu_rows(r: Any) -> list[Row]:
         (
             f"RTU {x['baud']} baud: cycle within 15 % of the wire-time limit",
             f"{x['cycle_s'] * 1000:.1f} ms ({x['over']:+.0%})",
-            f"limit {x['limit_s'] * 1000:.1f} ms; bare master {x['bare_cycle_s'] * 1000:.1f} ms",
+            f"limit {x['limit_s'] * 1000:.1f} ms; bare master {x['bare_cycle_s'] * 1000:.1f} ms; "
+            f"the {x['line']} line's own delay {x['line_turnaround_s'] * 1000:.2f} ms",
             _verdict(x["over"] <= 0.15),
         )
         for x in r
