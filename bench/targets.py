@@ -5,8 +5,9 @@
 Runs, one after another (each its own process, each short): `bench/startup.py` (load + plan
 20,000 registers, against `--compare` exported by git), `bench/decode_bench.py` (device
 payload against the bare struct + json loop), `bench/rtu_bench.py` (cycle time against the
-wire-time limit), and `bench/run.py --scenarios A,C` (the bridge with Mosquitto and the
-simulator: latency, per-register CPU against the bare paho loop), the same at `--qos 1`,
+wire-time limit, on bench/rtu_slave.py's emulated line), and `bench/run.py --scenarios A,C`
+(the bridge with Mosquitto and the simulator: latency, per-register CPU against the bare paho
+loop), the same at `--qos 1`,
 `bench/ceiling.py` (the one-core ceiling at QoS 0 and 1, ~2 minutes; `--skip-ceiling`),
 `bench/peers.py` (modbus4mqtt and spicierModbus2mqtt on the same map), `bench/run.py
 --scenarios D,E` (1,000 devices x 20 registers: completeness, schedule lateness, RSS) and
