@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,34 @@ def _run(script: str, out: Path, *extra: str) -> Any:
     if done.returncode != 0 or not out.exists():
         return None
     return json.loads(out.read_text())
+
+
+REPEAT = "3"  # runs of each bench/run.py scenario, the RTU line and the side-car: medians
+
+
+def median_of_runs(runs: list[Any]) -> Any:
+    """One result from the same result of several runs: the median of every number (nested
+    dicts alike; a ratio is the median of the runs' same-run ratios) and the first run's
+    value of anything else."""
+    first = runs[0]
+    if isinstance(first, dict):
+        keys = [k for k in first if all(isinstance(r, dict) and k in r for r in runs)]
+        return {k: median_of_runs([r[k] for r in runs]) for k in keys}
+    if isinstance(first, bool) or not all(isinstance(r, int | float) for r in runs):
+        return first
+    return statistics.median(runs)
+
+
+def by_scenario(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """bench/run.py's results, one per scenario (in order): the median of its runs."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        grouped.setdefault(result["scenario"], []).append(result)
+    return [{**median_of_runs(runs), "runs": len(runs)} for runs in grouped.values()]
+
+
+def _of_runs(s: dict[str, Any]) -> str:
+    return f" (median of {s['runs']})" if s.get("runs", 1) > 1 else ""
 
 
 def _verdict(ok: bool) -> str:
@@ -80,7 +109,7 @@ def rtu_rows(r: Any) -> list[Row]:
     return [
         (
             f"RTU {x['baud']} baud: cycle within 15 % of the wire-time limit",
-            f"{x['cycle_s'] * 1000:.1f} ms ({x['over']:+.0%})",
+            f"{x['cycle_s'] * 1000:.1f} ms ({x['over']:+.0%}){_of_runs(x)}",
             f"limit {x['limit_s'] * 1000:.1f} ms; bare master {x['bare_cycle_s'] * 1000:.1f} ms; "
             f"the {x['line']} line's own delay {x['line_turnaround_s'] * 1000:.2f} ms",
             _verdict(x["over"] <= 0.15),
@@ -94,14 +123,15 @@ def bridge_rows(r: Any) -> list[Row]:
         return [("latency / per-register CPU (bench/run.py)", "failed", "", "")]
     rows: list[Row] = []
     limits = {"A": 0.010, "C": 0.050}
-    for s in r["results"]:
+    for s in by_scenario(r["results"]):
         key = s["scenario"]
         if key in limits:
             rows.append(
                 (
                     f"latency {key} ({s['devices']} x {s['registers']}): p99 < "
                     f"{limits[key] * 1000:.0f} ms",
-                    f"p99 {s['latency_p99_s'] * 1000:.0f} ms (p50 {s['latency_p50_s'] * 1000:.0f})",
+                    f"p99 {s['latency_p99_s'] * 1000:.0f} ms (p50 {s['latency_p50_s'] * 1000:.0f})"
+                    + _of_runs(s),
                     "",
                     _verdict(s["latency_p99_s"] < limits[key]),
                 )
@@ -111,12 +141,15 @@ def bridge_rows(r: Any) -> list[Row]:
             rows.append(
                 (
                     f"per-register {key}, QoS 0: CPU/value <= 1.25 x bare paho loop",
-                    f"{s['bridge_us_per_value']:.1f} µs = {s['ratio']:.2f} x",
+                    f"{s['bridge_us_per_value']:.1f} µs = {s['ratio']:.2f} x{_of_runs(s)}",
                     f"paho loop {floor:.1f} µs",
                     _verdict(s["ratio"] <= 1.25),
                 )
             )
     return rows
+
+
+FLOORS_QOS1 = ("thread", "thread_window")
 
 
 def qos1_rows(r: Any) -> list[Row]:
@@ -126,21 +159,21 @@ def qos1_rows(r: Any) -> list[Row]:
     if r is None:
         return [(target.format("A,C"), "failed", "", "")]
     rows: list[Row] = []
-    for s in r["results"]:
-        floors = {
-            k: s[f"floor_{k}"]["cpu_us_per_msg"]
-            for k in ("thread", "thread_window")
-            if f"floor_{k}" in s
-        }
-        if not floors:
+    for run in r["results"]:  # each run's ratio against its own floors, then the median
+        floors = [run[f"floor_{k}"]["cpu_us_per_msg"] for k in FLOORS_QOS1 if f"floor_{k}" in run]
+        if floors:
+            run["qos1_ratio"] = run["bridge_us_per_value"] / min(floors)
+    for s in by_scenario(r["results"]):
+        floors = {k: s[f"floor_{k}"]["cpu_us_per_msg"] for k in FLOORS_QOS1 if f"floor_{k}" in s}
+        if not floors or "qos1_ratio" not in s:
             continue
-        floor = min(floors.values())
-        ratio = s["bridge_us_per_value"] / floor
+        ratio = s["qos1_ratio"]
         rows.append(
             (
                 target.format(s["scenario"]),
                 f"{s['bridge_us_per_value']:.1f} µs = {ratio:.2f} x; {s['values_per_s']:,.0f}"
-                f" of {s['expected_per_s']:,} values/s, completeness {s['completeness_min']:.3f}",
+                f" of {s['expected_per_s']:,} values/s, completeness {s['completeness_min']:.3f}"
+                + _of_runs(s),
                 "paho loop "
                 + ", ".join(f"{k.replace('_', '-')} {v:.1f} µs" for k, v in floors.items()),
                 _verdict(ratio <= 1.25),
@@ -200,7 +233,7 @@ def qos1_steps(args: argparse.Namespace) -> list[tuple[str, Callable[[Any], list
     """QoS 1 per-register CPU (about 1 minute) and the one-core ceiling (about 2 minutes)."""
     qos1 = ("--scenarios", "A,C", "--qos", "1", "--floors", "thread,thread-window")
     steps: list[tuple[str, Callable[[Any], list[Row]], Any]] = [
-        ("run.py", qos1_rows, (*qos1, "--measure", "6"))
+        ("run.py", qos1_rows, (*qos1, "--measure", "6", "--repeat", REPEAT))
     ]
     if not args.skip_ceiling:
         steps.append(("ceiling.py", ceiling_rows, ()))
@@ -212,7 +245,7 @@ def scale_rows(r: Any) -> list[Row]:
     if r is None:
         return [("scale: 1,000 devices x 20 registers (bench/run.py D,E)", "failed", "", "")]
     rows: list[Row] = []
-    for s in r["results"]:
+    for s in by_scenario(r["results"]):
         other = f"other jobs {s['foreign_cpu_cores']:.2f} cores"
         if s["scenario"] == "D":
             rss_mb = s["bridge_peak_rss_mib"] * 1.048576
@@ -220,20 +253,20 @@ def scale_rows(r: Any) -> list[Row]:
                 (
                     "scale D (1,000 x 20, device payload): completeness >= 0.99",
                     f"min {s['completeness_min']:.3f} (mean {s['completeness_mean']:.3f}; by "
-                    f"arrival min {s['arrival_completeness_min']:.3f})",
+                    f"arrival min {s['arrival_completeness_min']:.3f}){_of_runs(s)}",
                     other,
                     _verdict(s["completeness_min"] >= 0.99),
                 ),
                 (
                     "scale D: schedule lateness p99 < 50 ms",
                     f"p99 {s['lateness_p99_s'] * 1000:.0f} ms"
-                    f" ({s['lateness_within_50ms']:.1%} within 50 ms)",
+                    f" ({s['lateness_within_50ms']:.1%} within 50 ms){_of_runs(s)}",
                     other,
                     _verdict(s["lateness_p99_s"] < 0.050),
                 ),
                 (
                     "scale D: bridge RSS < 100 MB",
-                    f"peak {rss_mb:.0f} MB",
+                    f"peak {rss_mb:.0f} MB{_of_runs(s)}",
                     "",
                     _verdict(rss_mb < 100),
                 ),
@@ -243,7 +276,7 @@ def scale_rows(r: Any) -> list[Row]:
                 (
                     "scale E (same map, per register): the rate sustained",
                     f"{s['values_per_s']:,.0f} of {s['expected_per_s']:,} values/s, "
-                    f"completeness min {s['completeness_min']:.3f}",
+                    f"completeness min {s['completeness_min']:.3f}{_of_runs(s)}",
                     f"bridge {s['cpu_share']['bridge']:.0%} of a core; {other}",
                     "reported",
                 )
@@ -287,16 +320,18 @@ def main() -> int:
         steps: list[tuple[str, Callable[[Any], list[Row]], tuple[str, ...]]] = [
             ("startup.py", lambda r: startup_rows(r, args.compare), ("--compare", args.compare)),
             ("decode_bench.py", decode_rows, ()),
-            ("rtu_bench.py", rtu_rows, ("--seconds", "3")),
+            ("rtu_bench.py", rtu_rows, ("--seconds", "3", "--repeat", REPEAT)),
         ]
         if not args.skip_bridge:
             bridge_args = ("--scenarios", "A,C", "--floors", "thread", "--measure", "6")
+            bridge_args += ("--repeat", REPEAT)
             steps.append(("run.py", bridge_rows, bridge_args))
             steps += qos1_steps(args)
             steps.append(("peers.py", peer_rows, ("--repeat", "3", "--measure", "8")))
             scale_args = ("--scenarios", "D,E", "--floors", "", "--warmup", "5", "--measure", "10")
+            scale_args += ("--repeat", REPEAT)
             steps.append(("run.py", scale_rows, scale_args))
-            steps.append(("forward_steady.py", sidecar_rows, ("--runs", "1")))
+            steps.append(("forward_steady.py", sidecar_rows, ("--runs", REPEAT)))
         for k, (script, rows_of, extra) in enumerate(steps):
             rows += rows_of(_run(script, out / f"{k}-{script}.json", *extra))
     print(table(rows))
