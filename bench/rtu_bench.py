@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -140,9 +141,12 @@ def _bare_cycle(port: Path, baud: int, seconds: float) -> tuple[float, float]:
         os.close(fd)
 
 
-def run_one(
-    baud: int, seconds: float, line: str = "lean"
-) -> tuple[float, float, int, float, float]:
+Run = tuple[float, float, int, float, float, int]  # cycle, limit, failures, bare, late, gaps
+
+
+def run_one(baud: int, seconds: float, line: str = "lean") -> Run:
+    """(achieved cycle s, limit s, failures, bare master's cycle s, the line's median delay
+    beyond the wire s, requests that broke the t3.5 silence: lean line only, else 0)."""
     if line == "lean":
         return _run_lean(baud, seconds)
     with tempfile.TemporaryDirectory(prefix="rtu-bench-") as tmp:
@@ -162,14 +166,14 @@ def run_one(
             wait_until(lambda: "simulating bus" in log.read_text(), 20, "the simulator")
             achieved, limit, failures = asyncio.run(_poll(config, seconds))
             bare, turnaround = _bare_cycle(pty.a, baud, seconds)
-            return achieved, limit, failures, bare, turnaround
+            return achieved, limit, failures, bare, turnaround, 0
         finally:
             sim.terminate()
             sim.wait(10)
             pty.close()
 
 
-def _run_lean(baud: int, seconds: float) -> tuple[float, float, int, float, float]:
+def _run_lean(baud: int, seconds: float) -> Run:
     units = ",".join(str(u) for u in UNITS)
     argv = [sys.executable, str(ROOT / "bench" / "rtu_slave.py"), "--baud", str(baud)]
     argv += ["--units", units, "--registers", str(REGISTERS)]
@@ -182,16 +186,26 @@ def _run_lean(baud: int, seconds: float) -> tuple[float, float, int, float, floa
         assert slave.stdout is not None
         if not select.select([slave.stdout], [], [], 20)[0]:
             raise RuntimeError("bench/rtu_slave.py did not print its line's path")
-        port = Path(slave.stdout.readline().decode().strip())
+        path = slave.stdout.readline().decode().strip()
+        if not path:
+            raise RuntimeError(f"bench/rtu_slave.py exited ({slave.wait(10)}) without a line")
         with tempfile.TemporaryDirectory(prefix="rtu-bench-") as tmp:
             config = Path(tmp) / "bench.yaml"
-            config.write_text(_yaml(port, baud))
+            config.write_text(_yaml(Path(path), baud))
             achieved, limit, failures = asyncio.run(_poll(config, seconds))
-        bare, turnaround = _bare_cycle(port, baud, seconds)
-        return achieved, limit, failures, bare, turnaround
+        time.sleep(0.01)  # the line's silence between the two masters (t3.5 and more)
+        bare, turnaround = _bare_cycle(Path(path), baud, seconds)
+        slave.terminate()
+        said = slave.stdout.read().decode().split()  # "gap_violations N" on SIGTERM
+        gaps = int(said[1]) if said[:1] == ["gap_violations"] else -1
+        return achieved, limit, failures, bare, turnaround, gaps
     finally:
         slave.terminate()
         slave.wait(10)
+
+
+def _stopped(_signum: int, _frame: object) -> None:
+    raise SystemExit(1)
 
 
 def main() -> None:
@@ -203,6 +217,7 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per baud rate: medians")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _stopped)  # so the finally blocks stop the line's slave
     print(
         "| baud | wire-time limit per cycle | achieved cycle | over the limit | failures "
         "| bare master's cycle (over) | line's turnaround beyond the wire |"
@@ -211,10 +226,11 @@ def main() -> None:
     results = []
     for baud in (9600, 115200):
         runs = [run_one(baud, args.seconds, args.line) for _ in range(args.repeat)]
-        achieved, limit, _, bare, turnaround = (
+        achieved, limit, _, bare, turnaround, _ = (
             statistics.median(x) for x in zip(*runs, strict=True)
         )
         failures = sum(run[2] for run in runs)
+        gaps = -1 if any(run[5] < 0 for run in runs) else sum(run[5] for run in runs)
         over = achieved / limit - 1
         print(
             f"| {baud} | {limit * 1000:.1f} ms | {achieved * 1000:.1f} ms | "
@@ -231,6 +247,8 @@ def main() -> None:
                 "line": args.line,
                 "line_turnaround_s": turnaround,
                 "runs": args.repeat,
+                "failures": failures,
+                "gap_violations": gaps,  # requests that broke the line's silence (-1: unknown)
             }
         )
     if args.json:

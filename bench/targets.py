@@ -11,7 +11,7 @@ loop), the same at `--qos 1`,
 `bench/ceiling.py` (the one-core ceiling at QoS 0 and 1, ~2 minutes; `--skip-ceiling`),
 `bench/peers.py` (modbus4mqtt and spicierModbus2mqtt on the same map), `bench/run.py
 --scenarios D,E` (1,000 devices x 20 registers: completeness, schedule lateness, RSS) and
-`bench/forward_steady.py --runs 1` (the side-car at 670 readings/s). A bench that fails shows as
+`bench/forward_steady.py --runs 3` (the side-car at 670 readings/s). A bench that fails shows as
 "failed" in the table.
 """
 
@@ -65,8 +65,22 @@ def by_scenario(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**median_of_runs(runs), "runs": len(runs)} for runs in grouped.values()]
 
 
-def _of_runs(s: dict[str, Any]) -> str:
-    return f" (median of {s['runs']})" if s.get("runs", 1) > 1 else ""
+def _of_runs(s: dict[str, Any], ratio: bool = False) -> str:
+    if s.get("runs", 1) <= 1:
+        return ""
+    how = "; the ratio: of each run against its own loop" if ratio else ""
+    return f" (medians of {s['runs']} runs{how})"
+
+
+def worst_of_runs(results: list[dict[str, Any]], scenario: str) -> dict[str, Any]:
+    """For the hard limits (scale D): the worst run's completeness, lateness and RSS."""
+    runs = [r for r in results if r["scenario"] == scenario]
+    return {
+        "completeness_min": min(r["completeness_min"] for r in runs),
+        "lateness_p99_s": max(r["lateness_p99_s"] for r in runs),
+        "bridge_peak_rss_mib": max(r["bridge_peak_rss_mib"] for r in runs),
+        "runs": len(runs),
+    }
 
 
 def _verdict(ok: bool) -> str:
@@ -111,8 +125,9 @@ def rtu_rows(r: Any) -> list[Row]:
             f"RTU {x['baud']} baud: cycle within 15 % of the wire-time limit",
             f"{x['cycle_s'] * 1000:.1f} ms ({x['over']:+.0%}){_of_runs(x)}",
             f"limit {x['limit_s'] * 1000:.1f} ms; bare master {x['bare_cycle_s'] * 1000:.1f} ms; "
-            f"the {x['line']} line's own delay {x['line_turnaround_s'] * 1000:.2f} ms",
-            _verdict(x["over"] <= 0.15),
+            f"the {x['line']} line's own delay {x['line_turnaround_s'] * 1000:.2f} ms; "
+            f"failures {x['failures']}; requests breaking the silence {x['gap_violations']}",
+            _verdict(x["over"] <= 0.15 and x["failures"] == 0 and x["gap_violations"] <= 0),
         )
         for x in r
     ]
@@ -141,7 +156,7 @@ def bridge_rows(r: Any) -> list[Row]:
             rows.append(
                 (
                     f"per-register {key}, QoS 0: CPU/value <= 1.25 x bare paho loop",
-                    f"{s['bridge_us_per_value']:.1f} µs = {s['ratio']:.2f} x{_of_runs(s)}",
+                    f"{s['bridge_us_per_value']:.1f} µs = {s['ratio']:.2f} x{_of_runs(s, True)}",
                     f"paho loop {floor:.1f} µs",
                     _verdict(s["ratio"] <= 1.25),
                 )
@@ -173,7 +188,7 @@ def qos1_rows(r: Any) -> list[Row]:
                 target.format(s["scenario"]),
                 f"{s['bridge_us_per_value']:.1f} µs = {ratio:.2f} x; {s['values_per_s']:,.0f}"
                 f" of {s['expected_per_s']:,} values/s, completeness {s['completeness_min']:.3f}"
-                + _of_runs(s),
+                + _of_runs(s, True),
                 "paho loop "
                 + ", ".join(f"{k.replace('_', '-')} {v:.1f} µs" for k, v in floors.items()),
                 _verdict(ratio <= 1.25),
@@ -245,28 +260,31 @@ def scale_rows(r: Any) -> list[Row]:
     if r is None:
         return [("scale: 1,000 devices x 20 registers (bench/run.py D,E)", "failed", "", "")]
     rows: list[Row] = []
-    for s in by_scenario(r["results"]):
+    for merged in by_scenario(r["results"]):
+        s = merged
         other = f"other jobs {s['foreign_cpu_cores']:.2f} cores"
         if s["scenario"] == "D":
+            s = {**merged, **worst_of_runs(r["results"], "D")}  # limits hold in every run
+            worst = f" (the worst of {s['runs']} runs)" if s["runs"] > 1 else ""
             rss_mb = s["bridge_peak_rss_mib"] * 1.048576
             rows += [
                 (
                     "scale D (1,000 x 20, device payload): completeness >= 0.99",
                     f"min {s['completeness_min']:.3f} (mean {s['completeness_mean']:.3f}; by "
-                    f"arrival min {s['arrival_completeness_min']:.3f}){_of_runs(s)}",
+                    f"arrival min {s['arrival_completeness_min']:.3f}){worst}",
                     other,
                     _verdict(s["completeness_min"] >= 0.99),
                 ),
                 (
                     "scale D: schedule lateness p99 < 50 ms",
                     f"p99 {s['lateness_p99_s'] * 1000:.0f} ms"
-                    f" ({s['lateness_within_50ms']:.1%} within 50 ms){_of_runs(s)}",
+                    f" ({s['lateness_within_50ms']:.1%} within 50 ms){worst}",
                     other,
                     _verdict(s["lateness_p99_s"] < 0.050),
                 ),
                 (
                     "scale D: bridge RSS < 100 MB",
-                    f"peak {rss_mb:.0f} MB{_of_runs(s)}",
+                    f"peak {rss_mb:.0f} MB{worst}",
                     "",
                     _verdict(rss_mb < 100),
                 ),
