@@ -164,24 +164,29 @@ def run_one(baud: int, seconds: float, line: str = "lean") -> Run:
         )
         try:
             wait_until(lambda: "simulating bus" in log.read_text(), 20, "the simulator")
-            achieved, limit, failures = asyncio.run(_poll(config, seconds))
-            bare, turnaround = _bare_cycle(pty.a, baud, seconds)
-            return achieved, limit, failures, bare, turnaround, 0
+            return (*_both_masters(config, pty.a, baud, seconds), 0)
         finally:
             sim.terminate()
             sim.wait(10)
             pty.close()
 
 
+def _both_masters(
+    config: Path, port: Path, baud: int, seconds: float
+) -> tuple[float, float, int, float, float]:
+    """The bridge's worker, then the bare master, on the same line: (cycle, limit, failures,
+    bare master's cycle, the line's median delay beyond the wire)."""
+    achieved, limit, failures = asyncio.run(_poll(config, seconds))
+    time.sleep(0.01)  # the line's silence between the two masters (t3.5 and more)
+    bare, turnaround = _bare_cycle(port, baud, seconds)
+    return achieved, limit, failures, bare, turnaround
+
+
 def _run_lean(baud: int, seconds: float) -> Run:
     units = ",".join(str(u) for u in UNITS)
     argv = [sys.executable, str(ROOT / "bench" / "rtu_slave.py"), "--baud", str(baud)]
     argv += ["--units", units, "--registers", str(REGISTERS)]
-    slave = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        cwd=ROOT,
-    )
+    slave = subprocess.Popen(argv, stdout=subprocess.PIPE, cwd=ROOT)
     try:
         assert slave.stdout is not None
         if not select.select([slave.stdout], [], [], 20)[0]:
@@ -192,13 +197,11 @@ def _run_lean(baud: int, seconds: float) -> Run:
         with tempfile.TemporaryDirectory(prefix="rtu-bench-") as tmp:
             config = Path(tmp) / "bench.yaml"
             config.write_text(_yaml(Path(path), baud))
-            achieved, limit, failures = asyncio.run(_poll(config, seconds))
-        time.sleep(0.01)  # the line's silence between the two masters (t3.5 and more)
-        bare, turnaround = _bare_cycle(Path(path), baud, seconds)
+            measured = _both_masters(config, Path(path), baud, seconds)
         slave.terminate()
         said = slave.stdout.read().decode().split()  # "gap_violations N" on SIGTERM
         gaps = int(said[1]) if said[:1] == ["gap_violations"] else -1
-        return achieved, limit, failures, bare, turnaround, gaps
+        return (*measured, gaps)
     finally:
         slave.terminate()
         slave.wait(10)
